@@ -1,0 +1,381 @@
+"""Configuration: :class:`ClientConfig`, :class:`ServerConfig`, trust and keys.
+
+Configs are immutable and may be shared by any number of connections. The
+engine reads randomness and time only through ``config.random`` and
+``config.clock``, so tests can replay fixed traces. Nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Protocol, final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import PublicKeyAlgorithmOID
+
+from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
+from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
+
+__all__ = [
+    "DEFAULT_CIPHER_SUITES",
+    "DEFAULT_GROUPS",
+    "DEFAULT_KEY_SHARE_GROUPS",
+    "DEFAULT_SIGNATURE_SCHEMES",
+    "CertifiedKey",
+    "ClientConfig",
+    "Clock",
+    "Random",
+    "ServerConfig",
+    "SystemClock",
+    "SystemRandom",
+    "TrustStore",
+]
+
+
+class Random(Protocol):
+    """Where the engine gets randomness (``os.urandom`` by default)."""
+
+    def random_bytes(self, n: int) -> bytes:
+        """Return ``n`` cryptographically strong random bytes."""
+        ...
+
+
+class Clock(Protocol):
+    """Where the engine gets wall-clock time (for certificate validity)."""
+
+    def now(self) -> float:
+        """Seconds since the POSIX epoch."""
+        ...
+
+
+@final
+class SystemRandom:
+    """Randomness from the operating system."""
+
+    def random_bytes(self, n: int) -> bytes:
+        """Return ``n`` bytes from ``os.urandom``."""
+        return os.urandom(n)
+
+
+@final
+class SystemClock:
+    """The system's wall clock."""
+
+    def now(self) -> float:
+        """``time.time()``."""
+        return time.time()
+
+
+@final
+class TrustStore:
+    """A set of trusted root certificates used to verify the peer's chain."""
+
+    __slots__ = ("_store", "certificates")
+
+    def __init__(self, certificates: Sequence[x509.Certificate]) -> None:
+        if not certificates:
+            raise ValueError("a TrustStore needs at least one certificate")
+        self.certificates: tuple[x509.Certificate, ...] = tuple(certificates)
+        self._store: x509.verification.Store | None = None
+
+    @classmethod
+    def from_pem(cls, source: bytes | str | os.PathLike[str]) -> TrustStore:
+        """Load PEM certificates from bytes, a file, or a directory of files.
+
+        ``bytes`` are PEM data; ``str`` or a path names a file or directory.
+        """
+        if isinstance(source, bytes):
+            return cls(x509.load_pem_x509_certificates(source))
+        path = Path(source)
+        if path.is_dir():
+            certs: list[x509.Certificate] = []
+            for entry in sorted(path.iterdir()):
+                if entry.is_file():
+                    data = entry.read_bytes()
+                    if b"-----BEGIN CERTIFICATE-----" in data:
+                        certs.extend(x509.load_pem_x509_certificates(data))
+            return cls(certs)
+        return cls(x509.load_pem_x509_certificates(path.read_bytes()))
+
+    @classmethod
+    def system(cls) -> TrustStore:
+        """The machine's CA bundle, found the way OpenSSL finds it."""
+        paths = ssl.get_default_verify_paths()
+        for candidate in (paths.cafile, paths.openssl_cafile):
+            if candidate and Path(candidate).is_file():
+                return cls.from_pem(candidate)
+        for candidate in (paths.capath, paths.openssl_capath):
+            if candidate and Path(candidate).is_dir():
+                return cls.from_pem(candidate)
+        raise FileNotFoundError(
+            "no system CA bundle found (looked at SSL_CERT_FILE, SSL_CERT_DIR and OpenSSL's "
+            "defaults); pass TrustStore.from_pem(...) explicitly"
+        )
+
+    @property
+    def store(self) -> x509.verification.Store:
+        """The parsed ``cryptography`` store, built once."""
+        if self._store is None:
+            self._store = x509.verification.Store(list(self.certificates))
+        return self._store
+
+
+@final
+class CertifiedKey:
+    """A certificate chain (leaf first) and the private key of its leaf."""
+
+    __slots__ = ("chain", "chain_der", "is_pss_key", "private_key")
+
+    def __init__(self, chain: Sequence[x509.Certificate], private_key: PrivateKey) -> None:
+        if not chain:
+            raise ValueError("a CertifiedKey needs at least the leaf certificate")
+        if not isinstance(
+            private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        ):
+            raise TypeError(
+                f"unsupported private key type {type(private_key).__name__}: "
+                "use ECDSA (P-256/P-384), RSA or Ed25519"
+            )
+        leaf_public = chain[0].public_key()
+        fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if isinstance(private_key, rsa.RSAPrivateKey):
+            # RSA-PSS (id-RSASSA-PSS) keys compare by modulus and exponent.
+            ours = private_key.public_key().public_numbers()
+            if (
+                not isinstance(leaf_public, rsa.RSAPublicKey)
+                or leaf_public.public_numbers() != ours
+            ):
+                raise ValueError("the private key does not match the leaf certificate")
+        elif private_key.public_key().public_bytes(der, fmt) != leaf_public.public_bytes(der, fmt):
+            raise ValueError("the private key does not match the leaf certificate")
+        self.chain: tuple[x509.Certificate, ...] = tuple(chain)
+        self.private_key = private_key
+        self.is_pss_key = chain[0].public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS
+        self.chain_der: tuple[bytes, ...] = tuple(
+            c.public_bytes(serialization.Encoding.DER) for c in self.chain
+        )
+
+    @classmethod
+    def from_pem(
+        cls, chain_pem: bytes, key_pem: bytes, *, password: bytes | None = None
+    ) -> CertifiedKey:
+        """Load a PEM chain (leaf first) and a PEM private key."""
+        chain = x509.load_pem_x509_certificates(chain_pem)
+        key = serialization.load_pem_private_key(key_pem, password=password)
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        ):
+            raise TypeError(f"unsupported private key type {type(key).__name__}")
+        return cls(chain, key)
+
+    @classmethod
+    def from_files(
+        cls,
+        chain_path: str | os.PathLike[str],
+        key_path: str | os.PathLike[str],
+        *,
+        password: bytes | None = None,
+    ) -> CertifiedKey:
+        """Load a PEM chain file and a PEM key file."""
+        return cls.from_pem(
+            Path(chain_path).read_bytes(), Path(key_path).read_bytes(), password=password
+        )
+
+
+DEFAULT_CIPHER_SUITES: Final = (
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+)
+DEFAULT_GROUPS: Final = (
+    NamedGroup.X25519MLKEM768,
+    NamedGroup.X25519,
+    NamedGroup.SECP256R1,
+    NamedGroup.SECP384R1,
+)
+DEFAULT_KEY_SHARE_GROUPS: Final = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
+DEFAULT_SIGNATURE_SCHEMES: Final = (
+    SignatureScheme.ECDSA_SECP256R1_SHA256,
+    SignatureScheme.ECDSA_SECP384R1_SHA384,
+    SignatureScheme.ED25519,
+    SignatureScheme.RSA_PSS_RSAE_SHA256,
+    SignatureScheme.RSA_PSS_RSAE_SHA384,
+    SignatureScheme.RSA_PSS_RSAE_SHA512,
+    SignatureScheme.RSA_PSS_PSS_SHA256,
+    SignatureScheme.RSA_PSS_PSS_SHA384,
+    SignatureScheme.RSA_PSS_PSS_SHA512,
+)
+# RFC 8446 §4.2.3: PKCS#1 v1.5 may be offered for signatures *in certificates*;
+# they are never accepted in CertificateVerify.
+CERTIFICATE_ONLY_SCHEMES: Final = (
+    SignatureScheme.RSA_PKCS1_SHA256,
+    SignatureScheme.RSA_PKCS1_SHA384,
+    SignatureScheme.RSA_PKCS1_SHA512,
+)
+
+
+def _check_common(
+    *,
+    cipher_suites: Sequence[int],
+    groups: Sequence[int],
+    signature_schemes: Sequence[int],
+    alpn_protocols: Sequence[str],
+    handshake_timeout: float | None,
+    max_handshake_message_size: int,
+) -> None:
+    if not cipher_suites or any(s not in CIPHER_SUITES for s in cipher_suites):
+        raise ValueError(f"cipher_suites must be a non-empty subset of {list(CIPHER_SUITES)}")
+    if not groups or any(g not in GROUPS for g in groups):
+        raise ValueError(f"groups must be a non-empty subset of {sorted(GROUPS)}")
+    if not signature_schemes or any(s not in SIGNATURE_SCHEMES for s in signature_schemes):
+        raise ValueError("signature_schemes must be a non-empty subset of the supported schemes")
+    for proto in alpn_protocols:
+        if not 1 <= len(proto.encode()) <= 255:
+            raise ValueError(f"ALPN protocol {proto!r} must be 1 to 255 bytes long")
+    if handshake_timeout is not None and not handshake_timeout > 0:
+        raise ValueError(
+            f"handshake_timeout must be a positive number of seconds or None for no limit, "
+            f"not {handshake_timeout!r} (unlike GnuTLS, 0 does not mean 'no limit' here)"
+        )
+    if max_handshake_message_size < 2**12:
+        raise ValueError("max_handshake_message_size must be at least 4096 bytes")
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Settings for the client side of connections.
+
+    Attributes:
+        trust: roots to verify the server against; ``None`` uses the system's.
+        verify_peer: verify the server's chain (default True).
+        check_hostname: check the chain against ``server_hostname`` (default True).
+        alpn_protocols: protocols to offer with ALPN, most preferred first.
+        cipher_suites: suites to offer, most preferred first.
+        groups: key exchange groups to offer, most preferred first.
+        key_share_groups: groups to send key shares for in the first ClientHello.
+        signature_schemes: handshake signature schemes to accept.
+        certificate: a client certificate for servers that ask for one.
+        middlebox_compat: RFC 8446 appendix D.4 compatibility mode.
+        handshake_timeout: seconds for the whole handshake in the trio layer;
+            None for no limit.
+        https_compatible: accept a transport EOF without close_notify.
+        max_handshake_message_size: largest handshake message accepted.
+        record_size_limit: the record_size_limit to announce (RFC 8449).
+        random: randomness source (tests inject a fixed one).
+        clock: wall clock for certificate validity.
+    """
+
+    trust: TrustStore | None = None
+    verify_peer: bool = True
+    check_hostname: bool = True
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
+    groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
+    key_share_groups: tuple[NamedGroup, ...] = DEFAULT_KEY_SHARE_GROUPS
+    signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
+    certificate: CertifiedKey | None = None
+    middlebox_compat: bool = True
+    handshake_timeout: float | None = 40.0
+    https_compatible: bool = False
+    max_handshake_message_size: int = 2**17
+    record_size_limit: int | None = 2**14 + 1
+    random: Random = field(default_factory=SystemRandom)
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
+        object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
+        object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "key_share_groups", tuple(self.key_share_groups))
+        object.__setattr__(self, "signature_schemes", tuple(self.signature_schemes))
+        _check_common(
+            cipher_suites=self.cipher_suites,
+            groups=self.groups,
+            signature_schemes=self.signature_schemes,
+            alpn_protocols=self.alpn_protocols,
+            handshake_timeout=self.handshake_timeout,
+            max_handshake_message_size=self.max_handshake_message_size,
+        )
+        if any(g not in self.groups for g in self.key_share_groups):
+            raise ValueError("every key_share_groups entry must also be in groups")
+        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
+            raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
+
+    @property
+    def trust_store(self) -> TrustStore:
+        """The configured trust store, or the system's."""
+        if self.trust is not None:
+            return self.trust
+        return _system_trust()
+
+
+_SYSTEM_TRUST: list[TrustStore] = []
+
+
+def _system_trust() -> TrustStore:
+    if not _SYSTEM_TRUST:
+        _SYSTEM_TRUST.append(TrustStore.system())
+    return _SYSTEM_TRUST[0]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Settings for the server side of connections.
+
+    Attributes:
+        certificates: certificate chains with keys; the first whose key fits a
+            signature scheme the client accepts is used.
+        alpn_protocols: protocols to accept, most preferred first; when set and
+            the client offers none of them, the handshake fails with
+            no_application_protocol (RFC 7301 §3.2).
+        cipher_suites: suites to accept, most preferred first.
+        groups: key exchange groups to accept, most preferred first.
+        signature_schemes: schemes the server may sign with.
+        handshake_timeout: seconds for the whole handshake in the trio layer.
+        https_compatible: accept a transport EOF without close_notify.
+        max_handshake_message_size: largest handshake message accepted.
+        record_size_limit: the record_size_limit to answer with (RFC 8449).
+        random: randomness source.
+        clock: wall clock.
+    """
+
+    certificates: tuple[CertifiedKey, ...]
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
+    groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
+    signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
+    handshake_timeout: float | None = 40.0
+    https_compatible: bool = False
+    max_handshake_message_size: int = 2**17
+    record_size_limit: int | None = 2**14 + 1
+    random: Random = field(default_factory=SystemRandom)
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "certificates", tuple(self.certificates))
+        object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
+        object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
+        object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "signature_schemes", tuple(self.signature_schemes))
+        if not self.certificates:
+            raise ValueError("a ServerConfig needs at least one CertifiedKey")
+        _check_common(
+            cipher_suites=self.cipher_suites,
+            groups=self.groups,
+            signature_schemes=self.signature_schemes,
+            alpn_protocols=self.alpn_protocols,
+            handshake_timeout=self.handshake_timeout,
+            max_handshake_message_size=self.max_handshake_message_size,
+        )
+        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
+            raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")

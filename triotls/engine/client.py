@@ -1,0 +1,606 @@
+"""The client side of the TLS 1.3 handshake (RFC 8446 §2, §4).
+
+States, in order: ExpectServerHello (which may loop once through a
+HelloRetryRequest), ExpectEncryptedExtensions,
+ExpectCertificateOrCertificateRequest, ExpectCertificate,
+ExpectCertificateVerify, ExpectFinished, then ClientTraffic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, final
+
+from cryptography import x509
+
+from ..config import ClientConfig
+from ..errors import (
+    BadCertificate,
+    DecodeError,
+    DecryptError,
+    IllegalParameter,
+    MissingExtension,
+    ProtocolVersionError,
+    UnexpectedMessage,
+    UnsupportedExtension,
+    UsageError,
+)
+from .connection import Connection, constant_time_equal
+from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
+from .events import NewSessionTicketReceived
+from .extensions import (
+    KeyShareEntry,
+    decode_alpn,
+    decode_cookie,
+    decode_key_share_sh,
+    decode_record_size_limit,
+    decode_u16,
+    encode_alpn,
+    encode_cookie,
+    encode_key_share_ch,
+    encode_server_name,
+    encode_u16_list,
+)
+from .keyschedule import KeySchedule, Secret, finished_verify_data
+from .messages import (
+    Certificate,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    HandshakeMessage,
+    NewSessionTicket,
+    ServerHello,
+    frame,
+)
+from .state import HandshakeKind, Negotiated, State
+from .suites import (
+    CIPHER_SUITES,
+    SIGNATURE_SCHEMES,
+    KeyExchange,
+    SuiteInfo,
+    key_kind,
+    scheme_fits_key,
+    sign,
+    start_key_exchange,
+    verify_signature,
+)
+from .transcript import Transcript
+from .verify import verify_chain
+
+__all__ = ["ClientConnection"]
+
+# RFC 8446 §4.1.3: the last 8 bytes of a TLS 1.3 server's random when it
+# negotiates TLS 1.2 or below; seeing them while offering 1.3 is a downgrade.
+_DOWNGRADE_TLS12: Final = b"DOWNGRD\x01"
+_DOWNGRADE_TLS11: Final = b"DOWNGRD\x00"
+SERVER_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00"
+CLIENT_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, client CertificateVerify\x00"
+
+
+@final
+class ClientConnection(Connection):
+    """The client end of one TLS 1.3 connection (sans-IO).
+
+    Args:
+        config: the client settings.
+        server_hostname: the name to send with SNI and to check the
+            certificate against (a DNS name or an IP address literal).
+    """
+
+    is_client = True
+
+    def __init__(self, config: ClientConfig, *, server_hostname: str | None = None) -> None:
+        super().__init__(config.max_handshake_message_size)
+        self.config = config
+        self.server_hostname = server_hostname
+        if config.verify_peer and config.check_hostname and server_hostname is None:
+            raise ValueError(
+                "server_hostname is required to check the server's certificate; "
+                "pass check_hostname=False in the config to skip the name check"
+            )
+        self._started = False
+
+    def start_handshake(self) -> None:
+        """Queue the ClientHello."""
+        if self._started:
+            raise UsageError("start_handshake() was already called")
+        self._started = True
+        hs = _ClientHandshake(config=self.config, server_name=self.server_hostname)
+        hs.client_hello = _build_client_hello(hs)
+        raw = frame(HandshakeType.CLIENT_HELLO, hs.client_hello.encode())
+        hs.transcript.add(raw)
+        # RFC 8446 §5.1: legacy_record_version may be 0x0301 for the first
+        # ClientHello, which some old middleboxes insist on.
+        self.queue_handshake(raw, legacy_version=0x0301)
+        self.allow_change_cipher_spec(True)
+        self._state = ExpectServerHello(hs)
+
+
+@dataclass(kw_only=True, eq=False)
+class _ClientHandshake:
+    """What the client states share while the handshake runs."""
+
+    config: ClientConfig
+    server_name: str | None
+    transcript: Transcript = field(default_factory=Transcript)
+    client_hello: ClientHello | None = None
+    key_exchanges: dict[int, KeyExchange] = field(default_factory=dict)
+    sent_ccs: bool = False
+    hello_retry: ServerHello | None = None
+    suite: SuiteInfo | None = None
+    schedule: KeySchedule | None = None
+    group: int | None = None
+    client_secret: Secret | None = None
+    server_secret: Secret | None = None
+    alpn_protocol: str | None = None
+    certificate_request: CertificateRequest | None = None
+    peer_chain: tuple[x509.Certificate, ...] = ()
+    verified_chain: tuple[x509.Certificate, ...] | None = None
+    signature_scheme: int | None = None
+
+    def random_bytes(self, n: int) -> bytes:
+        return self.config.random.random_bytes(n)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
+    cfg = hs.config
+    random = hs.random_bytes(32)
+    session_id = hs.random_bytes(32) if cfg.middlebox_compat else b""
+    for group in cfg.key_share_groups:
+        hs.key_exchanges[group] = start_key_exchange(group, hs.random_bytes)
+    exts: dict[int, bytes] = {}
+    # RFC 6066 §3: IP literals are not sent as host names.
+    if hs.server_name is not None and not _is_ip_literal(hs.server_name):
+        exts[ExtensionType.SERVER_NAME] = encode_server_name(hs.server_name)
+    exts[ExtensionType.SUPPORTED_GROUPS] = encode_u16_list(cfg.groups)
+    exts[ExtensionType.SIGNATURE_ALGORITHMS] = encode_u16_list(cfg.signature_schemes)
+    if cfg.alpn_protocols:
+        exts[ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION] = encode_alpn(
+            [p.encode() for p in cfg.alpn_protocols]
+        )
+    if cfg.record_size_limit is not None:
+        exts[ExtensionType.RECORD_SIZE_LIMIT] = cfg.record_size_limit.to_bytes(2, "big")
+    exts[ExtensionType.SUPPORTED_VERSIONS] = b"\x02\x03\x04"
+    exts[ExtensionType.PSK_KEY_EXCHANGE_MODES] = b"\x01\x01"  # psk_dhe_ke
+    exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
+        [KeyShareEntry(group=g, key_exchange=kx.share()) for g, kx in hs.key_exchanges.items()]
+    )
+    return ClientHello(
+        random=random,
+        legacy_session_id=session_id,
+        cipher_suites=tuple(cfg.cipher_suites),
+        extensions=exts,
+    )
+
+
+def _check_offered(exts: dict[int, bytes], offered: dict[int, bytes], where: str) -> None:
+    # RFC 8446 §4.2: a response to an extension we did not send is fatal.
+    for ext_type in exts:
+        if ext_type not in offered:
+            raise UnsupportedExtension(
+                f"{where} carries extension {ext_type:#06x}, which the client did not offer"
+            )
+
+
+@final
+class ExpectServerHello(State):
+    """Waiting for ServerHello or HelloRetryRequest."""
+
+    expects: ClassVar = frozenset({HandshakeType.SERVER_HELLO})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.client_hello is not None  # set by start_handshake
+        sh = ServerHello.decode(msg.body)
+        ch = hs.client_hello
+        versions = sh.extensions.get(ExtensionType.SUPPORTED_VERSIONS)
+        if versions is None:
+            tail = sh.random[-8:]
+            if tail in (_DOWNGRADE_TLS12, _DOWNGRADE_TLS11):
+                raise IllegalParameter(
+                    "the server signalled a downgrade to an older TLS version (RFC 8446 §4.1.3); "
+                    "refusing"
+                )
+            raise ProtocolVersionError(
+                f"the server chose version {sh.legacy_version:#06x}, but this client speaks "
+                "TLS 1.3 only"
+            )
+        selected = decode_u16(versions, "selected_version")
+        if selected != 0x0304:
+            raise IllegalParameter(
+                f"the server selected version {selected:#06x}, which the client did not offer"
+            )
+        if sh.legacy_version != 0x0303:
+            raise ProtocolVersionError(
+                f"ServerHello legacy_version is {sh.legacy_version:#06x}, not 0x0303"
+            )
+        if sh.legacy_session_id_echo != ch.legacy_session_id:
+            raise IllegalParameter("ServerHello does not echo the client's legacy_session_id")
+        if sh.cipher_suite not in ch.cipher_suites:
+            raise IllegalParameter(
+                f"ServerHello selected cipher suite {sh.cipher_suite:#06x}, which the client "
+                "did not offer"
+            )
+        if sh.legacy_compression_method != 0:
+            raise IllegalParameter("ServerHello legacy_compression_method is not 0")
+        _check_offered(sh.extensions, ch.extensions, "ServerHello")
+        suite = CIPHER_SUITES[sh.cipher_suite]
+        if sh.is_hello_retry_request:
+            return self._hello_retry(sh, msg, suite, conn)
+        if hs.hello_retry is not None and sh.cipher_suite != hs.hello_retry.cipher_suite:
+            raise IllegalParameter(
+                "ServerHello selected a different cipher suite than the HelloRetryRequest"
+            )
+        if ExtensionType.PRE_SHARED_KEY in sh.extensions:
+            raise IllegalParameter("ServerHello selected a PSK, but the client offered none")
+        share_data = sh.extensions.get(ExtensionType.KEY_SHARE)
+        if share_data is None:
+            raise MissingExtension("ServerHello has no key_share (no PSK was offered)")
+        share = decode_key_share_sh(share_data)
+        kx = hs.key_exchanges.get(share.group)
+        if kx is None:
+            raise IllegalParameter(
+                f"ServerHello key_share is for group {share.group:#06x}, for which the client "
+                "sent no share"
+            )
+        shared_secret = kx.finish(share.key_exchange)
+        hs.key_exchanges.clear()
+        hs.group = share.group
+        hs.suite = suite
+        hs.transcript.set_hash(suite.hash_name)
+        hs.transcript.add(msg.raw)
+        schedule = KeySchedule(suite.hash_name)
+        hs.schedule = schedule
+        conn.set_suite(suite, schedule)
+        hs.client_secret, hs.server_secret = schedule.handshake(
+            shared_secret, hs.transcript.digest()
+        )
+        conn.install_read_key(hs.server_secret, "the server's encrypted handshake")
+        return ExpectEncryptedExtensions(hs)
+
+    def _hello_retry(
+        self, hrr: ServerHello, msg: HandshakeMessage, suite: SuiteInfo, conn: Connection
+    ) -> State:
+        hs = self._hs
+        assert hs.client_hello is not None  # set by start_handshake
+        if hs.hello_retry is not None:
+            raise UnexpectedMessage("a second HelloRetryRequest in one handshake")
+        exts = dict(hs.client_hello.extensions)
+        changed = False
+        group_data = hrr.extensions.get(ExtensionType.KEY_SHARE)
+        if group_data is not None:
+            group = decode_u16(group_data, "selected_group")
+            if group not in hs.config.groups:
+                raise IllegalParameter(
+                    f"HelloRetryRequest asks for group {group:#06x}, which the client did not offer"
+                )
+            if group in hs.key_exchanges:
+                raise IllegalParameter(
+                    f"HelloRetryRequest asks for group {group:#06x}, for which the client "
+                    "already sent a share"
+                )
+            hs.key_exchanges.clear()
+            kx = start_key_exchange(group, hs.random_bytes)
+            hs.key_exchanges[group] = kx
+            exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
+                [KeyShareEntry(group=group, key_exchange=kx.share())]
+            )
+            changed = True
+        cookie = hrr.extensions.get(ExtensionType.COOKIE)
+        if cookie is not None:
+            exts[ExtensionType.COOKIE] = encode_cookie(decode_cookie(cookie))
+            changed = True
+        if not changed:
+            # RFC 8446 §4.1.4: an HRR that would not change the ClientHello.
+            raise IllegalParameter("HelloRetryRequest would not change the ClientHello")
+        exts.pop(ExtensionType.EARLY_DATA, None)
+        hs.hello_retry = hrr
+        hs.transcript.set_hash(suite.hash_name)
+        hs.transcript.roll_up_for_hello_retry()
+        hs.transcript.add(msg.raw)
+        ch2 = ClientHello(
+            random=hs.client_hello.random,
+            legacy_session_id=hs.client_hello.legacy_session_id,
+            cipher_suites=hs.client_hello.cipher_suites,
+            extensions=exts,
+        )
+        hs.client_hello = ch2
+        raw = frame(HandshakeType.CLIENT_HELLO, ch2.encode())
+        hs.transcript.add(raw)
+        if hs.config.middlebox_compat and not hs.sent_ccs:
+            conn.queue_change_cipher_spec()
+            hs.sent_ccs = True
+        conn.queue_handshake(raw)
+        return ExpectServerHello(hs)
+
+
+@final
+class ExpectEncryptedExtensions(State):
+    """Waiting for EncryptedExtensions."""
+
+    expects: ClassVar = frozenset({HandshakeType.ENCRYPTED_EXTENSIONS})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.client_hello is not None  # set by start_handshake
+        ee = EncryptedExtensions.decode(msg.body)
+        _check_offered(ee.extensions, hs.client_hello.extensions, "EncryptedExtensions")
+        alpn = ee.extensions.get(ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
+        if alpn is not None:
+            protocols = decode_alpn(alpn)
+            # RFC 7301 §3.1: the server answers with exactly one protocol.
+            if len(protocols) != 1:
+                raise DecodeError(f"server ALPN answer lists {len(protocols)} protocols, not 1")
+            chosen = protocols[0]
+            offered = [p.encode() for p in hs.config.alpn_protocols]
+            if chosen not in offered:
+                raise IllegalParameter(
+                    f"server selected ALPN protocol {chosen!r}, which the client did not offer"
+                )
+            hs.alpn_protocol = chosen.decode()
+        limit = ee.extensions.get(ExtensionType.RECORD_SIZE_LIMIT)
+        if limit is not None:
+            conn.set_peer_record_limit(decode_record_size_limit(limit))
+            assert hs.config.record_size_limit is not None  # offered, checked above
+            conn.set_own_record_limit(hs.config.record_size_limit)
+        server_name = ee.extensions.get(ExtensionType.SERVER_NAME)
+        if server_name:
+            raise DecodeError("server_name in EncryptedExtensions must be empty (RFC 6066 §3)")
+        if ExtensionType.EARLY_DATA in ee.extensions:
+            raise IllegalParameter("server accepted early data that the client did not send")
+        hs.transcript.add(msg.raw)
+        return ExpectCertificateOrCertificateRequest(hs)
+
+
+@final
+class ExpectCertificateOrCertificateRequest(State):
+    """Waiting for the server's Certificate, or a CertificateRequest first."""
+
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE, HandshakeType.CERTIFICATE_REQUEST})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        if msg.msg_type == HandshakeType.CERTIFICATE:
+            return _handle_server_certificate(hs, msg)
+        request = CertificateRequest.decode(msg.body)
+        if request.certificate_request_context:
+            raise IllegalParameter(
+                "CertificateRequest in the handshake must have an empty context (RFC 8446 §4.3.2)"
+            )
+        if ExtensionType.SIGNATURE_ALGORITHMS not in request.extensions:
+            raise MissingExtension("CertificateRequest has no signature_algorithms")
+        hs.certificate_request = request
+        hs.transcript.add(msg.raw)
+        return ExpectCertificate(hs)
+
+
+@final
+class ExpectCertificate(State):
+    """Waiting for the server's Certificate after a CertificateRequest."""
+
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        return _handle_server_certificate(self._hs, msg)
+
+
+def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certificate, ...]:
+    """Parse each entry of a Certificate message; refuse per-entry extensions."""
+    chain: list[x509.Certificate] = []
+    for index, entry in enumerate(cert.certificate_list):
+        if entry.extensions:
+            # We request neither OCSP stapling nor SCTs (RFC 8446 §4.4.2).
+            raise UnsupportedExtension(
+                f"{who} certificate {index} carries extensions the client did not request"
+            )
+        try:
+            chain.append(x509.load_der_x509_certificate(entry.cert_data))
+        except ValueError as exc:
+            raise BadCertificate(
+                f"{who} certificate {index} is not valid DER X.509: {exc}"
+            ) from None
+    return tuple(chain)
+
+
+def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> State:
+    cert = Certificate.decode(msg.body)
+    if cert.certificate_request_context:
+        raise IllegalParameter("server Certificate must have an empty request context")
+    if not cert.certificate_list:
+        # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
+        raise DecodeError("the server sent an empty Certificate message")
+    chain = parse_certificate_chain(cert, "server")
+    if hs.config.verify_peer:
+        name = hs.server_name if hs.config.check_hostname else None
+        verified = verify_chain(
+            chain,
+            hs.config.trust_store.store,
+            purpose="server",
+            server_name=name,
+            now=hs.config.clock.now(),
+        )
+        hs.verified_chain = verified.chain
+    hs.peer_chain = chain
+    hs.transcript.add(msg.raw)
+    return ExpectCertificateVerify(hs)
+
+
+@final
+class ExpectCertificateVerify(State):
+    """Waiting for the server's CertificateVerify."""
+
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE_VERIFY})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        cv = CertificateVerify.decode(msg.body)
+        verify_peer_signature(
+            cv,
+            hs.peer_chain[0],
+            hs.config.signature_schemes,
+            SERVER_SIGNATURE_CONTEXT + hs.transcript.digest(),
+        )
+        hs.signature_scheme = cv.algorithm
+        hs.transcript.add(msg.raw)
+        return ExpectFinished(hs)
+
+
+def verify_peer_signature(
+    cv: CertificateVerify, leaf: x509.Certificate, accepted: tuple[int, ...], signed: bytes
+) -> None:
+    """Check a CertificateVerify against the peer's leaf (RFC 8446 §4.4.3)."""
+    info = SIGNATURE_SCHEMES.get(cv.algorithm)
+    if info is None or cv.algorithm not in accepted:
+        raise IllegalParameter(
+            f"the peer signed with scheme {cv.algorithm:#06x}, which was not offered"
+        )
+    public_key = leaf.public_key()
+    from .suites import PublicKey  # the union of key types we can verify
+
+    if not isinstance(public_key, PublicKey):
+        raise BadCertificate(
+            f"the peer's certificate has an unsupported key type {type(public_key).__name__}"
+        )
+    is_pss = leaf.public_key_algorithm_oid == x509.oid.PublicKeyAlgorithmOID.RSASSA_PSS
+    if not scheme_fits_key(info, key_kind(public_key, is_pss_key=is_pss)):
+        raise IllegalParameter(
+            f"signature scheme {info.scheme.name.lower()} does not match the peer's key"
+        )
+    verify_signature(public_key, info, cv.signature, signed)
+
+
+@final
+class ExpectFinished(State):
+    """Waiting for the server's Finished."""
+
+    expects: ClassVar = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: _ClientHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.suite is not None and hs.schedule is not None  # set at ServerHello
+        assert hs.server_secret is not None and hs.client_secret is not None
+        hash_name = hs.suite.hash_name
+        finished = Finished.decode(msg.body, hs.suite.hash_len)
+        expected = finished_verify_data(hash_name, hs.server_secret, hs.transcript.digest())
+        if not constant_time_equal(expected, finished.verify_data):
+            raise DecryptError("the server's Finished does not verify (transcript mismatch)")
+        hs.transcript.add(msg.raw)
+        client_app, server_app = hs.schedule.application(hs.transcript.digest())
+        conn.install_read_key(server_app, "the server's application data")
+        if hs.config.middlebox_compat and not hs.sent_ccs:
+            conn.queue_change_cipher_spec()
+            hs.sent_ccs = True
+        conn.install_write_key(hs.client_secret)
+        if hs.certificate_request is not None:
+            _emit_client_certificate(hs, conn)
+        verify_data = finished_verify_data(hash_name, hs.client_secret, hs.transcript.digest())
+        raw = frame(HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
+        hs.transcript.add(raw)
+        conn.queue_handshake(raw)
+        conn.install_write_key(client_app)
+        hs.schedule.resumption_master_secret(hs.transcript.digest())
+        conn.complete_handshake(
+            Negotiated(
+                version=0x0304,
+                cipher_suite=CipherSuite(hs.suite.suite),
+                group=NamedGroup(hs.group) if hs.group is not None else None,
+                signature_scheme=(
+                    SignatureScheme(hs.signature_scheme) if hs.signature_scheme else None
+                ),
+                alpn_protocol=hs.alpn_protocol,
+                server_name=hs.server_name,
+                peer_certificates=hs.peer_chain,
+                verified_chain=hs.verified_chain,
+                handshake_kind=(
+                    HandshakeKind.FULL
+                    if hs.hello_retry is None
+                    else HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST
+                ),
+            )
+        )
+        return ClientTraffic()
+
+
+def _emit_client_certificate(hs: _ClientHandshake, conn: Connection) -> None:
+    """Answer a CertificateRequest: our chain and signature, or an empty list."""
+    assert hs.certificate_request is not None  # only called when a request came
+    from .extensions import decode_u16_list
+
+    request = hs.certificate_request
+    accepted = decode_u16_list(
+        request.extensions[ExtensionType.SIGNATURE_ALGORITHMS], "signature_algorithms"
+    )
+    certified = hs.config.certificate
+    chosen = None
+    if certified is not None:
+        kind = key_kind(certified.private_key, is_pss_key=certified.is_pss_key)
+        for scheme in hs.config.signature_schemes:
+            info = SIGNATURE_SCHEMES[scheme]
+            if scheme in accepted and scheme_fits_key(info, kind):
+                chosen = info
+                break
+    entries: tuple[bytes, ...] = certified.chain_der if (certified and chosen) else ()
+    from .messages import CertificateEntry
+
+    body = Certificate(
+        certificate_request_context=request.certificate_request_context,
+        certificate_list=tuple(CertificateEntry(cert_data=der) for der in entries),
+    ).encode()
+    raw = frame(HandshakeType.CERTIFICATE, body)
+    hs.transcript.add(raw)
+    conn.queue_handshake(raw)
+    if certified is None or chosen is None:
+        return
+    signature = sign(
+        certified.private_key, chosen, CLIENT_SIGNATURE_CONTEXT + hs.transcript.digest()
+    )
+    raw = frame(
+        HandshakeType.CERTIFICATE_VERIFY,
+        CertificateVerify(algorithm=chosen.scheme, signature=signature).encode(),
+    )
+    hs.transcript.add(raw)
+    conn.queue_handshake(raw)
+
+
+@final
+class ClientTraffic(State):
+    """The handshake is done: tickets and key updates may still arrive."""
+
+    expects: ClassVar = frozenset({HandshakeType.NEW_SESSION_TICKET, HandshakeType.KEY_UPDATE})
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        if msg.msg_type == HandshakeType.KEY_UPDATE:
+            conn.receive_key_update(msg)
+        else:
+            ticket = NewSessionTicket.decode(msg.body)
+            conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime))
+        return self

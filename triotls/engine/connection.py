@@ -1,0 +1,374 @@
+"""What both sides share: record dispatch, alerts, KeyUpdate, close.
+
+Theory of operation. ``receive_data`` feeds the :class:`RecordReader`, then
+handles complete records one by one: handshake records go through the
+:class:`HandshakeBuffer` to the current :class:`State`; alerts end or close
+the connection; application data becomes events. Everything a handler wants
+to write is queued in ``_out`` in order, already framed and sealed, so
+``data_to_send`` never has to think. Errors are caught at the public
+boundary only: a :class:`LocalAlert` queues its alert (sealed if a key is
+installed), the connection latches the error, and every later call raises
+it again. A non-TLSError exception is a bug and becomes InternalError.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import ClassVar, TypeVar, final
+
+from ..errors import (
+    AlertReceived,
+    InternalError,
+    LocalAlert,
+    TLSError,
+    TruncationError,
+    UnexpectedMessage,
+    UsageError,
+)
+from .enums import AlertDescription, AlertLevel, ContentType, HandshakeType, KeyUpdateRequest
+from .events import ApplicationData, CloseNotify, Event, HandshakeComplete, KeyUpdated
+from .handshake_buffer import HandshakeBuffer
+from .keyschedule import KeySchedule, Secret, next_traffic_secret
+from .messages import MESSAGE_NAMES, HandshakeMessage, KeyUpdate, frame
+from .record import RecordReader, RecordWriter, decode_alert
+from .state import Negotiated, State
+from .suites import SuiteInfo
+
+__all__ = ["Connection"]
+
+_T = TypeVar("_T")
+
+
+class Connection:
+    """Base of :class:`ClientConnection` and :class:`ServerConnection`."""
+
+    is_client: ClassVar[bool]
+
+    def __init__(self, max_handshake_message_size: int) -> None:
+        self._reader = RecordReader()
+        self._writer = RecordWriter()
+        self._handshake = HandshakeBuffer(max_handshake_message_size)
+        self._out = bytearray()
+        self._events: list[Event] = []
+        self._state: State = _Idle()
+        self._error: TLSError | None = None
+        self._peer_closed = False
+        self._closed = False
+        self._ccs_allowed = False
+        self._negotiated: Negotiated | None = None
+        self._suite: SuiteInfo | None = None
+        self._schedule: KeySchedule | None = None
+        self._read_secret: Secret | None = None
+        self._write_secret: Secret | None = None
+        self._key_update_pending = False
+
+    # --- public API -----------------------------------------------------------
+
+    @property
+    def negotiated(self) -> Negotiated | None:
+        """What the handshake negotiated, once it is complete."""
+        return self._negotiated
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Whether the handshake has completed."""
+        return self._negotiated is not None
+
+    @property
+    def state_name(self) -> str:
+        """The current state's name (for logs and error messages)."""
+        return type(self._state).__name__
+
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the peer has sent close_notify."""
+        return self._peer_closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether we have sent (queued) close_notify."""
+        return self._closed
+
+    @property
+    def error(self) -> TLSError | None:
+        """The error that ended this connection, if any."""
+        return self._error
+
+    def data_to_send(self) -> bytes:
+        """Return and clear the bytes that must be written to the transport."""
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Process bytes read from the transport; ``b""`` means EOF.
+
+        Returns:
+            the events those bytes produced, in order.
+
+        Raises:
+            TLSError: a subclass saying what went wrong; the matching alert is
+                queued in ``data_to_send()`` and the connection is dead.
+        """
+        self._guard(self._receive, data)
+        events = self._events
+        self._events = []
+        return events
+
+    def send_application_data(self, data: bytes) -> None:
+        """Queue application data (the handshake must be complete)."""
+        self._guard(self._send_application_data, data)
+
+    def key_update(self, *, request_peer: bool = True) -> None:
+        """Replace our sending keys; ask the peer to replace its own too."""
+        self._guard(self._key_update, request_peer)
+
+    def close(self) -> None:
+        """Queue close_notify; nothing more can be sent afterwards."""
+        if self._closed or self._error is not None:
+            return
+        self._closed = True
+        self._send_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter (RFC 8446 §7.5) after the handshake completed."""
+        if self._schedule is None or self._negotiated is None:
+            raise UsageError("keying material can only be exported after the handshake")
+        if not 0 < length <= 255 * self._schedule.hash_len:
+            raise ValueError(f"export length must be 1..{255 * self._schedule.hash_len}")
+        return self._schedule.export(label, context, length)
+
+    def take_unprocessed(self) -> bytes:
+        """Bytes received but not processed (after the peer's close_notify)."""
+        return self._reader.take_unprocessed()
+
+    # --- the error boundary ----------------------------------------------------
+
+    def _guard(self, fn: Callable[[_T], None], arg: _T) -> None:
+        if self._error is not None:
+            raise self._error
+        try:
+            fn(arg)
+        except UsageError:
+            raise
+        except TLSError as exc:
+            self._fail(exc)
+            raise
+        except Exception as exc:  # any other exception is a bug of ours
+            err = InternalError(f"internal error in state {self.state_name}: {exc!r}")
+            err.__cause__ = exc
+            self._fail(err)
+            raise err from exc
+
+    def _fail(self, exc: TLSError) -> None:
+        self._error = exc
+        if isinstance(exc, LocalAlert) and not self._closed:
+            self._send_alert(exc.sent_alert, AlertLevel.FATAL)
+        self._closed = True
+
+    # --- receiving -------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        if not data:
+            self._receive_eof()
+            return
+        if self._peer_closed:
+            return  # RFC 8446 §6.1: data after close_notify is ignored
+        reader = self._reader
+        reader.feed(data)
+        while not self._peer_closed:
+            record = reader.next_record()
+            if record is None:
+                break
+            content_type, payload = record
+            if content_type == ContentType.HANDSHAKE:
+                if reader.is_protected and not reader.last_was_protected:
+                    raise UnexpectedMessage("plaintext handshake record after keys were set")
+                self._receive_handshake(payload)
+                continue
+            if not self._handshake.is_empty:
+                # RFC 8446 §5.1: no other records between the fragments of one message.
+                raise UnexpectedMessage(
+                    f"record of type {content_type} between fragments of a handshake message"
+                )
+            if content_type == ContentType.APPLICATION_DATA:
+                self._receive_application_data(payload)
+            elif content_type == ContentType.ALERT:
+                self._receive_alert(payload, protected=reader.last_was_protected)
+            else:
+                self._receive_change_cipher_spec(payload)
+
+    def _receive_handshake(self, payload: bytes) -> None:
+        if not payload:
+            raise UnexpectedMessage("empty handshake record")
+        buf = self._handshake
+        buf.feed(payload)
+        while (msg := buf.next_message()) is not None:
+            self._dispatch(msg)
+            if self._error is not None:
+                return
+
+    def _dispatch(self, msg: HandshakeMessage) -> None:
+        state = self._state
+        if msg.msg_type not in state.expects:
+            name = MESSAGE_NAMES.get(msg.msg_type, f"unknown type {msg.msg_type}")
+            wanted = ", ".join(sorted(MESSAGE_NAMES[t] for t in state.expects)) or "none"
+            raise UnexpectedMessage(
+                f"received {name} in state {type(state).__name__} (expected: {wanted})"
+            )
+        self._state = state.handle(msg, self)
+
+    def _receive_application_data(self, payload: bytes) -> None:
+        if not self._reader.last_was_protected:
+            raise UnexpectedMessage("plaintext application data record")
+        if self._negotiated is None or self._read_secret is None:
+            raise UnexpectedMessage("application data before the handshake completed")
+        if payload:
+            self._events.append(ApplicationData(payload))
+
+    def _receive_alert(self, payload: bytes, *, protected: bool) -> None:
+        _level, description = decode_alert(payload)
+        if description == AlertDescription.CLOSE_NOTIFY:
+            if self._reader.is_protected and not protected:
+                raise UnexpectedMessage("plaintext close_notify after keys were set")
+            self._peer_closed = True
+            self._events.append(CloseNotify())
+            return
+        if description == AlertDescription.USER_CANCELED:
+            return  # RFC 8446 §6.1: a close_notify should follow
+        # RFC 8446 §6: every other alert is fatal, whatever its level says.
+        self._closed = True
+        raise AlertReceived(description)
+
+    def _receive_change_cipher_spec(self, payload: bytes) -> None:
+        # RFC 8446 §5: a plaintext CCS of exactly 0x01 is dropped between the
+        # first ClientHello and the peer's Finished; anything else is fatal.
+        if payload != b"\x01":
+            raise UnexpectedMessage(f"change_cipher_spec record with body {payload.hex()}")
+        if not self._ccs_allowed:
+            raise UnexpectedMessage("change_cipher_spec outside the handshake")
+
+    def _receive_eof(self) -> None:
+        if self._peer_closed:
+            return
+        if self._negotiated is None:
+            raise TruncationError(
+                f"the peer closed the connection during the handshake (state {self.state_name})"
+            )
+        raise TruncationError(
+            "the peer closed the transport without sending close_notify; "
+            "the data may have been truncated"
+        )
+
+    # --- sending ---------------------------------------------------------------
+
+    def _send_application_data(self, data: bytes) -> None:
+        if self._negotiated is None:
+            raise UsageError("application data can only be sent after the handshake completed")
+        if self._closed:
+            raise UsageError("cannot send application data after close()")
+        if self._writer.wants_key_update:
+            self._key_update(False)
+        self._out += self._writer.seal(ContentType.APPLICATION_DATA, data)
+
+    def _key_update(self, request_peer: bool) -> None:
+        if self._negotiated is None:
+            raise UsageError("KeyUpdate is only possible after the handshake completed")
+        if self._closed:
+            raise UsageError("cannot update keys after close()")
+        request = (
+            KeyUpdateRequest.UPDATE_REQUESTED
+            if request_peer
+            else KeyUpdateRequest.UPDATE_NOT_REQUESTED
+        )
+        self.queue_handshake(
+            frame(HandshakeType.KEY_UPDATE, KeyUpdate(request_update=request).encode())
+        )
+        self._rotate_write_key()
+
+    def _send_alert(self, description: int, level: int) -> None:
+        self._out += self._writer.seal(ContentType.ALERT, bytes([level, description]))
+
+    # --- what handshake states call ---------------------------------------------
+
+    def queue_handshake(self, raw: bytes, *, legacy_version: int = 0x0303) -> None:
+        """Queue a framed handshake message under the current write protection."""
+        self._out += self._writer.seal(ContentType.HANDSHAKE, raw, legacy_version)
+
+    def queue_change_cipher_spec(self) -> None:
+        """Queue the middlebox-compatibility CCS (RFC 8446 appendix D.4)."""
+        self._out += b"\x14\x03\x03\x00\x01\x01"
+
+    def allow_change_cipher_spec(self, allowed: bool) -> None:
+        """Whether a dummy CCS from the peer is dropped (True) or fatal."""
+        self._ccs_allowed = allowed
+
+    def set_suite(self, suite: SuiteInfo, schedule: KeySchedule) -> None:
+        """Record the negotiated suite and key schedule."""
+        self._suite = suite
+        self._schedule = schedule
+
+    def install_read_key(self, secret: Secret, what: str) -> None:
+        """Decrypt records from now on with ``secret``."""
+        assert self._suite is not None  # set_suite runs before any key is installed
+        self._handshake.check_key_change(what)
+        self._reader.set_key(self._suite, secret)
+        self._read_secret = secret
+
+    def install_write_key(self, secret: Secret) -> None:
+        """Encrypt records from now on with ``secret``."""
+        assert self._suite is not None  # set_suite runs before any key is installed
+        self._writer.set_key(self._suite, secret)
+        self._write_secret = secret
+
+    def set_peer_record_limit(self, limit: int) -> None:
+        """Honour the peer's record_size_limit (RFC 8449 §4: includes the type byte)."""
+        self._writer.max_fragment = min(self._writer.max_fragment, limit - 1)
+
+    def set_own_record_limit(self, limit: int) -> None:
+        """Enforce the record_size_limit we announced, once it is agreed."""
+        self._reader.max_inner_plaintext = limit
+
+    def complete_handshake(self, negotiated: Negotiated) -> None:
+        """Mark the handshake complete and emit HandshakeComplete."""
+        self._negotiated = negotiated
+        self._ccs_allowed = False
+        self._events.append(HandshakeComplete())
+
+    def receive_key_update(self, msg: HandshakeMessage) -> None:
+        """Handle the peer's KeyUpdate (RFC 8446 §4.6.3)."""
+        update = KeyUpdate.decode(msg.body)
+        assert self._suite is not None and self._read_secret is not None  # in Traffic
+        self._read_secret = next_traffic_secret(self._suite.hash_name, self._read_secret)
+        self.install_read_key(self._read_secret, "KeyUpdate")
+        requested = update.request_update == KeyUpdateRequest.UPDATE_REQUESTED
+        if requested and not self._closed:
+            self.queue_handshake(
+                frame(
+                    HandshakeType.KEY_UPDATE,
+                    KeyUpdate(request_update=KeyUpdateRequest.UPDATE_NOT_REQUESTED).encode(),
+                )
+            )
+            self._rotate_write_key()
+        self._events.append(KeyUpdated(update_requested=requested))
+
+    def _rotate_write_key(self) -> None:
+        assert self._suite is not None and self._write_secret is not None  # in Traffic
+        self.install_write_key(next_traffic_secret(self._suite.hash_name, self._write_secret))
+
+    def push_event(self, event: Event) -> None:
+        """Queue an event for the caller."""
+        self._events.append(event)
+
+
+@final
+class _Idle(State):
+    """Before start_handshake (client) or before any byte (server)."""
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare MACs without leaking where they differ."""
+    return hmac.compare_digest(a, b)

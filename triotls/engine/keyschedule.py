@@ -1,0 +1,188 @@
+"""The TLS 1.3 key schedule (RFC 8446 §7.1), traffic keys and exporters.
+
+HKDF (RFC 5869) is built on the standard library's ``hmac.digest``, which
+runs in OpenSSL: a handshake makes about two dozen of these calls, and the
+per-call overhead dominates their cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from typing import Final, NewType, final
+
+from ..errors import InternalError
+
+__all__ = [
+    "KeySchedule",
+    "Secret",
+    "derive_secret",
+    "finished_verify_data",
+    "hkdf_expand_label",
+    "hkdf_extract",
+    "next_traffic_secret",
+    "traffic_key_and_iv",
+]
+
+Secret = NewType("Secret", bytes)
+"""A TLS 1.3 secret (PRK or derived secret); never a key or an IV."""
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract(salt, IKM) (RFC 5869 §2.2)."""
+    if not salt:
+        salt = bytes(hashlib.new(hash_name).digest_size)
+    return hmac.digest(salt, ikm, hash_name)
+
+
+def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), hash_name)
+        out += block
+        counter += 1
+        if counter > 255:
+            raise InternalError(f"HKDF-Expand asked for {length} bytes, over its limit")
+    return out[:length]
+
+
+def hkdf_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` excludes the "tls13 " prefix."""
+    full_label = b"tls13 " + label
+    info = struct.pack(">HB", length, len(full_label)) + full_label
+    info += bytes([len(context)]) + context
+    return hkdf_expand(hash_name, secret, info, length)
+
+
+def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> Secret:
+    """Derive-Secret(Secret, Label, Messages) with the transcript hash given."""
+    return Secret(
+        hkdf_expand_label(hash_name, secret, label, transcript_hash, len(transcript_hash))
+    )
+
+
+def traffic_key_and_iv(
+    hash_name: str, secret: bytes, key_len: int, iv_len: int = 12
+) -> tuple[bytes, bytes]:
+    """The write key and IV of a traffic secret (RFC 8446 §7.3)."""
+    key = hkdf_expand_label(hash_name, secret, b"key", b"", key_len)
+    iv = hkdf_expand_label(hash_name, secret, b"iv", b"", iv_len)
+    return key, iv
+
+
+def next_traffic_secret(hash_name: str, secret: bytes) -> Secret:
+    """application_traffic_secret_N+1 (RFC 8446 §7.2)."""
+    return Secret(
+        hkdf_expand_label(
+            hash_name, secret, b"traffic upd", b"", hashlib.new(hash_name).digest_size
+        )
+    )
+
+
+def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
+    """Finished.verify_data (RFC 8446 §4.4.4)."""
+    size = len(transcript_hash)
+    finished_key = hkdf_expand_label(hash_name, base_key, b"finished", b"", size)
+    return hmac.digest(finished_key, transcript_hash, hash_name)
+
+
+@final
+class KeySchedule:
+    """The secrets of one connection, derived stage by stage (RFC 8446 §7.1).
+
+    Call :meth:`handshake` with the (EC)DHE shared secret and the transcript
+    hash through ServerHello, then :meth:`application` with the transcript hash
+    through the server Finished, and :meth:`resumption` through the client
+    Finished.
+    """
+
+    __slots__ = (
+        "_exporter_master_secret",
+        "_handshake_secret",
+        "_master_secret",
+        "early_secret",
+        "hash_len",
+        "hash_name",
+    )
+
+    def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
+        self.hash_name = hash_name
+        self.hash_len = hashlib.new(hash_name).digest_size
+        zeros = bytes(self.hash_len)
+        self.early_secret = Secret(hkdf_extract(hash_name, zeros, psk or zeros))
+        self._handshake_secret: Secret | None = None
+        self._master_secret: Secret | None = None
+        self._exporter_master_secret: Secret | None = None
+
+    def _empty_hash(self) -> bytes:
+        return hashlib.new(self.hash_name).digest()
+
+    def binder_key(self, *, external: bool = False) -> Secret:
+        """The PSK binder key: "ext binder" or "res binder" (RFC 8446 §7.1)."""
+        label = b"ext binder" if external else b"res binder"
+        return derive_secret(self.hash_name, self.early_secret, label, self._empty_hash())
+
+    def client_early_traffic_secret(self, transcript_hash: bytes) -> Secret:
+        """client_early_traffic_secret (transcript through ClientHello)."""
+        return derive_secret(self.hash_name, self.early_secret, b"c e traffic", transcript_hash)
+
+    def handshake(self, shared_secret: bytes, transcript_hash: bytes) -> tuple[Secret, Secret]:
+        """Enter the handshake stage; return (client, server) handshake traffic secrets."""
+        derived = derive_secret(self.hash_name, self.early_secret, b"derived", self._empty_hash())
+        hs = Secret(hkdf_extract(self.hash_name, derived, shared_secret))
+        self._handshake_secret = hs
+        client = derive_secret(self.hash_name, hs, b"c hs traffic", transcript_hash)
+        server = derive_secret(self.hash_name, hs, b"s hs traffic", transcript_hash)
+        return client, server
+
+    def application(self, transcript_hash: bytes) -> tuple[Secret, Secret]:
+        """Enter the application stage; return (client, server) application secrets."""
+        if self._handshake_secret is None:
+            raise InternalError("application secrets derived before the handshake secret")
+        derived = derive_secret(
+            self.hash_name, self._handshake_secret, b"derived", self._empty_hash()
+        )
+        master = Secret(hkdf_extract(self.hash_name, derived, bytes(self.hash_len)))
+        self._master_secret = master
+        client = derive_secret(self.hash_name, master, b"c ap traffic", transcript_hash)
+        server = derive_secret(self.hash_name, master, b"s ap traffic", transcript_hash)
+        self._exporter_master_secret = derive_secret(
+            self.hash_name, master, b"exp master", transcript_hash
+        )
+        return client, server
+
+    def resumption_master_secret(self, transcript_hash: bytes) -> Secret:
+        """resumption_master_secret (transcript through the client Finished)."""
+        if self._master_secret is None:
+            raise InternalError("resumption secret derived before the master secret")
+        return derive_secret(self.hash_name, self._master_secret, b"res master", transcript_hash)
+
+    @property
+    def exporter_master_secret(self) -> Secret | None:
+        """exporter_master_secret once the application stage is reached."""
+        return self._exporter_master_secret
+
+    def export(self, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter(label, context_value, key_length) (RFC 8446 §7.5)."""
+        if self._exporter_master_secret is None:
+            raise InternalError("keying material exported before the handshake completed")
+        secret = derive_secret(
+            self.hash_name, self._exporter_master_secret, label, self._empty_hash()
+        )
+        context_hash = hashlib.new(self.hash_name, context).digest()
+        return hkdf_expand_label(self.hash_name, secret, b"exporter", context_hash, length)
+
+
+def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
+    """The PSK of a ticket (RFC 8446 §4.6.1)."""
+    size = hashlib.new(hash_name).digest_size
+    return hkdf_expand_label(hash_name, resumption_master_secret, b"resumption", ticket_nonce, size)
+
+
+MAX_EXPORT_LENGTH: Final = 255 * 64

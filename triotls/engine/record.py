@@ -1,0 +1,217 @@
+"""Record framing and protection (RFC 8446 §5).
+
+Theory of operation: :class:`RecordReader` holds the bytes received but not
+yet parsed, at most one partial record (2^14 + 256 + 5 bytes) past the last
+complete one the caller has taken; :meth:`RecordReader.next_record` returns
+one (content type, plaintext) at a time, decrypting once a key is installed.
+:class:`RecordWriter` frames and seals outgoing data, fragmenting at the
+negotiated limit. Sequence numbers never wrap: past the AEAD limit the
+connection performs a KeyUpdate (``wants_key_update``).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, final
+
+from cryptography.exceptions import InvalidTag
+
+from ..errors import BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage
+from .enums import ContentType
+from .keyschedule import traffic_key_and_iv
+from .suites import AEAD, SuiteInfo
+
+__all__ = ["MAX_PLAINTEXT", "RecordReader", "RecordWriter"]
+
+MAX_PLAINTEXT: Final = 2**14
+# RFC 8446 §5.2: TLSCiphertext.length MUST NOT exceed 2^14 + 256.
+MAX_CIPHERTEXT: Final = 2**14 + 256
+_HEADER: Final = struct.Struct(">BHH")
+# RFC 8446 §5.5: AES-GCM may protect at most 2^24.5 full records per key; we
+# rekey well before that. ChaCha20-Poly1305's limit is far beyond any run.
+KEY_UPDATE_AFTER: Final = 2**24
+_SEQ_LIMIT: Final = 2**64 - 1
+
+
+@final
+class _Protection:
+    __slots__ = ("aead", "iv", "seq", "tag_len")
+
+    def __init__(self, suite: SuiteInfo, secret: bytes) -> None:
+        key, iv = traffic_key_and_iv(suite.hash_name, secret, suite.key_len)
+        self.aead: AEAD = suite.aead(key)
+        self.iv = int.from_bytes(iv, "big")
+        self.seq = 0
+        self.tag_len = 16
+
+    def nonce(self) -> bytes:
+        # RFC 8446 §5.3: the 64-bit sequence number, left-padded, XOR the IV.
+        seq = self.seq
+        if seq >= _SEQ_LIMIT:
+            raise RecordOverflow("sequence number would wrap; the connection must rekey")
+        self.seq = seq + 1
+        return (self.iv ^ seq).to_bytes(12, "big")
+
+
+@final
+class RecordReader:
+    """Splits received bytes into records and opens the protected ones."""
+
+    __slots__ = ("_buf", "_pos", "_protection", "last_was_protected", "max_inner_plaintext")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._protection: _Protection | None = None
+        # RFC 8449 §4: the limit we announced, including the content type byte.
+        self.max_inner_plaintext = MAX_PLAINTEXT + 1
+        self.last_was_protected = False
+
+    @property
+    def is_protected(self) -> bool:
+        """Whether records are decrypted (a read key is installed)."""
+        return self._protection is not None
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether unparsed bytes remain (a partial record)."""
+        return self._pos < len(self._buf)
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def set_key(self, suite: SuiteInfo, secret: bytes) -> None:
+        """Decrypt from the next record on with this traffic secret."""
+        self._protection = _Protection(suite, secret)
+
+    def next_record(self) -> tuple[int, bytes] | None:
+        """The next record's (content type, plaintext), or None if incomplete.
+
+        Raises:
+            RecordOverflow: a record is longer than allowed.
+            BadRecordMac: a protected record failed authentication.
+            UnexpectedMessage: a record has a type not allowed here.
+            DecodeError: a protected record's inner plaintext has no type.
+        """
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < 5:
+            return None
+        content_type, _version, length = _HEADER.unpack_from(buf, pos)
+        protection = self._protection
+        if content_type not in _KNOWN_TYPES:
+            raise UnexpectedMessage(f"record of unknown content type {content_type}")
+        limit = MAX_PLAINTEXT if protection is None or content_type != 23 else MAX_CIPHERTEXT
+        if length > limit:
+            raise RecordOverflow(f"record of {length} bytes exceeds the limit of {limit}")
+        end = pos + 5 + length
+        if len(buf) < end:
+            return None
+        header = bytes(buf[pos : pos + 5])
+        body = bytes(buf[pos + 5 : end])
+        self._pos = end
+        if protection is None or content_type != ContentType.APPLICATION_DATA:
+            # Plaintext records; in the protected state only change_cipher_spec
+            # and (before the peer's keys) alerts may still be plaintext. The
+            # connection decides which of those it accepts.
+            if length == 0 and content_type != ContentType.APPLICATION_DATA:
+                raise UnexpectedMessage(f"empty plaintext record of type {content_type}")
+            self.last_was_protected = False
+            return content_type, body
+        if length < protection.tag_len + 1:
+            raise BadRecordMac(f"protected record of {length} bytes is too short to hold a tag")
+        try:
+            inner = protection.aead.decrypt(protection.nonce(), body, header)
+        except InvalidTag:
+            raise BadRecordMac(
+                "a protected record failed authentication (wrong key or tampered data)"
+            ) from None
+        if len(inner) > self.max_inner_plaintext:
+            raise RecordOverflow(
+                f"decrypted record of {len(inner)} bytes exceeds the limit "
+                f"of {self.max_inner_plaintext}"
+            )
+        # RFC 8446 §5.4: strip zero padding; the last non-zero byte is the type.
+        stripped = inner.rstrip(b"\x00")
+        if not stripped:
+            raise UnexpectedMessage("protected record has no content type (all padding)")
+        inner_type = stripped[-1]
+        if inner_type not in _KNOWN_TYPES or inner_type == ContentType.CHANGE_CIPHER_SPEC:
+            raise UnexpectedMessage(f"protected record of content type {inner_type}")
+        self.last_was_protected = True
+        return inner_type, stripped[:-1]
+
+    def take_unprocessed(self) -> bytes:
+        """Remove and return the bytes not parsed yet (for ``unwrap``)."""
+        rest = bytes(self._buf[self._pos :])
+        self._buf = bytearray()
+        self._pos = 0
+        return rest
+
+
+_KNOWN_TYPES: Final = frozenset(
+    {
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.ALERT,
+        ContentType.HANDSHAKE,
+        ContentType.APPLICATION_DATA,
+    }
+)
+
+
+@final
+class RecordWriter:
+    """Frames and seals outgoing records."""
+
+    __slots__ = ("_protection", "max_fragment", "padding")
+
+    def __init__(self) -> None:
+        self._protection: _Protection | None = None
+        self.max_fragment = MAX_PLAINTEXT
+        self.padding = 0
+
+    @property
+    def is_protected(self) -> bool:
+        """Whether records are encrypted (a write key is installed)."""
+        return self._protection is not None
+
+    @property
+    def wants_key_update(self) -> bool:
+        """Whether this key has protected enough records that it should be replaced."""
+        return self._protection is not None and self._protection.seq >= KEY_UPDATE_AFTER
+
+    def set_key(self, suite: SuiteInfo, secret: bytes) -> None:
+        """Encrypt from the next record on with this traffic secret."""
+        self._protection = _Protection(suite, secret)
+
+    def seal(self, content_type: int, data: bytes, legacy_version: int = 0x0303) -> bytes:
+        """Frame (and, with a key, encrypt) ``data`` as one or more records."""
+        protection = self._protection
+        step = self.max_fragment
+        out = bytearray()
+        if protection is None:
+            for start in range(0, max(len(data), 1), step):
+                chunk = data[start : start + step]
+                out += _HEADER.pack(content_type, legacy_version, len(chunk))
+                out += chunk
+            return bytes(out)
+        trailer = bytes([content_type]) + bytes(self.padding)
+        # RFC 8446 §5.4: content, type byte and padding together fit 2^14 + 1.
+        step = max(1, min(step, MAX_PLAINTEXT - self.padding))
+        for start in range(0, max(len(data), 1), step):
+            inner = data[start : start + step] + trailer
+            header = _HEADER.pack(ContentType.APPLICATION_DATA, 0x0303, len(inner) + 16)
+            out += header
+            out += protection.aead.encrypt(protection.nonce(), inner, header)
+        return bytes(out)
+
+
+def decode_alert(body: bytes) -> tuple[int, int]:
+    """An alert record's (level, description)."""
+    if len(body) != 2:
+        raise DecodeError(f"alert record of {len(body)} bytes, expected 2")
+    return body[0], body[1]

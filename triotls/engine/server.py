@@ -1,0 +1,451 @@
+"""The server side of the TLS 1.3 handshake (RFC 8446 §2, §4).
+
+States: ExpectClientHello, then (after a HelloRetryRequest)
+ExpectSecondClientHello; the server flight goes out in one piece; then
+ExpectClientCertificate / ExpectClientCertificateVerify when a client
+certificate was requested, ExpectClientFinished, then ServerTraffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, final
+
+from cryptography import x509
+
+from ..config import CertifiedKey, ServerConfig
+from ..errors import (
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    MissingExtension,
+    NoApplicationProtocol,
+    ProtocolVersionError,
+)
+from .connection import Connection, constant_time_equal
+from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
+from .extensions import (
+    KeyShareEntry,
+    decode_alpn,
+    decode_key_share_ch,
+    decode_record_size_limit,
+    decode_server_name,
+    decode_supported_versions_ch,
+    decode_u16_list,
+    encode_alpn,
+    encode_key_share_sh,
+    encode_u16,
+)
+from .keyschedule import KeySchedule, Secret, finished_verify_data
+from .messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Certificate,
+    CertificateEntry,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    HandshakeMessage,
+    ServerHello,
+    frame,
+)
+from .state import HandshakeKind, Negotiated, State
+from .suites import (
+    CIPHER_SUITES,
+    SIGNATURE_SCHEMES,
+    SchemeInfo,
+    SuiteInfo,
+    key_kind,
+    scheme_fits_key,
+    server_key_exchange,
+    sign,
+)
+from .transcript import Transcript
+
+__all__ = ["ServerConnection"]
+
+SERVER_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00"
+
+
+@final
+class ServerConnection(Connection):
+    """The server end of one TLS 1.3 connection (sans-IO).
+
+    Args:
+        config: the server settings.
+    """
+
+    is_client = False
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config.max_handshake_message_size)
+        self.config = config
+        self._state = ExpectClientHello(_ServerHandshake(config=config))
+
+    def start_handshake(self) -> None:
+        """Nothing to do: the server waits for the ClientHello."""
+
+
+@dataclass(kw_only=True, eq=False)
+class _ServerHandshake:
+    """What the server states share while the handshake runs."""
+
+    config: ServerConfig
+    transcript: Transcript = field(default_factory=Transcript)
+    client_hello: ClientHello | None = None
+    hello_retry: bool = False
+    suite: SuiteInfo | None = None
+    group: int | None = None
+    schedule: KeySchedule | None = None
+    client_secret: Secret | None = None
+    client_app_secret: Secret | None = None
+    certified: CertifiedKey | None = None
+    scheme: SchemeInfo | None = None
+    alpn_protocol: str | None = None
+    server_name: str | None = None
+    sent_ccs: bool = False
+    peer_chain: tuple[x509.Certificate, ...] = ()
+
+    def random_bytes(self, n: int) -> bytes:
+        return self.config.random.random_bytes(n)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Choice:
+    """What the server picked from one ClientHello."""
+
+    suite: SuiteInfo
+    group: int
+    share: KeyShareEntry | None  # None: a HelloRetryRequest is needed
+
+
+@final
+class ExpectClientHello(State):
+    """Waiting for the first ClientHello."""
+
+    expects: ClassVar = frozenset({HandshakeType.CLIENT_HELLO})
+
+    def __init__(self, hs: _ServerHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        conn.allow_change_cipher_spec(True)
+        ch = ClientHello.decode(msg.body)
+        _check_client_hello(ch)
+        choice = _choose(hs, ch, required_group=None)
+        hs.client_hello = ch
+        _negotiate_extensions(hs, ch, conn)
+        if choice.share is None:
+            return _send_hello_retry_request(hs, ch, msg, choice, conn)
+        hs.transcript.set_hash(choice.suite.hash_name)
+        hs.transcript.add(msg.raw)
+        return _send_server_flight(hs, ch, choice, conn)
+
+
+@final
+class ExpectSecondClientHello(State):
+    """Waiting for the ClientHello that answers our HelloRetryRequest."""
+
+    expects: ClassVar = frozenset({HandshakeType.CLIENT_HELLO})
+
+    def __init__(self, hs: _ServerHandshake, first: _Choice) -> None:
+        self._hs = hs
+        self._first = first
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.client_hello is not None  # the first ClientHello
+        ch = ClientHello.decode(msg.body)
+        _check_client_hello(ch)
+        first = hs.client_hello
+        # RFC 8446 §4.1.2: the second ClientHello repeats the first except for
+        # key_share, early_data, cookie, pre_shared_key and padding.
+        if ch.cipher_suites != first.cipher_suites or ch.random != first.random:
+            raise IllegalParameter("the second ClientHello changed its random or cipher suites")
+        if ch.legacy_session_id != first.legacy_session_id:
+            raise IllegalParameter("the second ClientHello changed its legacy_session_id")
+        if ExtensionType.EARLY_DATA in ch.extensions:
+            raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest")
+        choice = _choose(hs, ch, required_group=self._first.group)
+        if choice.suite.suite != self._first.suite.suite:
+            raise IllegalParameter("the second ClientHello led to a different cipher suite")
+        if choice.share is None:
+            raise IllegalParameter(
+                f"the second ClientHello has no key share for group {self._first.group:#06x}, "
+                "which the HelloRetryRequest asked for"
+            )
+        hs.client_hello = ch
+        _negotiate_extensions(hs, ch, conn)
+        hs.transcript.add(msg.raw)
+        return _send_server_flight(hs, ch, choice, conn)
+
+
+def _check_client_hello(ch: ClientHello) -> None:
+    versions_data = ch.extensions.get(ExtensionType.SUPPORTED_VERSIONS)
+    versions = decode_supported_versions_ch(versions_data) if versions_data else ()
+    if 0x0304 not in versions:
+        offered = ", ".join(f"{v:#06x}" for v in versions) or f"{ch.legacy_version:#06x}"
+        raise ProtocolVersionError(
+            f"the client does not offer TLS 1.3 (it offers {offered}); this server speaks "
+            "TLS 1.3 only"
+        )
+    if ch.legacy_compression_methods != b"\x00":
+        # RFC 8446 §4.1.2: exactly one compression method, null.
+        raise IllegalParameter("a TLS 1.3 ClientHello must offer only null compression")
+
+
+def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None) -> _Choice:
+    cfg = hs.config
+    suite_id = next((s for s in cfg.cipher_suites if s in ch.cipher_suites), None)
+    if suite_id is None:
+        raise HandshakeFailure(
+            "no cipher suite in common: the client offered "
+            + ", ".join(f"{s:#06x}" for s in ch.cipher_suites)
+        )
+    if ExtensionType.PRE_SHARED_KEY in ch.extensions and (
+        ExtensionType.PSK_KEY_EXCHANGE_MODES not in ch.extensions
+    ):
+        raise MissingExtension("pre_shared_key offered without psk_key_exchange_modes")
+    groups_data = ch.extensions.get(ExtensionType.SUPPORTED_GROUPS)
+    shares_data = ch.extensions.get(ExtensionType.KEY_SHARE)
+    if ExtensionType.SIGNATURE_ALGORITHMS not in ch.extensions:
+        raise MissingExtension("the ClientHello has no signature_algorithms")
+    if groups_data is None or shares_data is None:
+        # RFC 8446 §9.2: without a PSK, both are mandatory.
+        raise MissingExtension("the ClientHello lacks supported_groups or key_share")
+    client_groups = decode_u16_list(groups_data, "supported_groups")
+    shares = decode_key_share_ch(shares_data)
+    for share in shares:
+        if share.group not in client_groups:
+            raise IllegalParameter(
+                f"key_share for group {share.group:#06x}, which supported_groups does not list"
+            )
+    by_group = {share.group: share for share in shares}
+    common = [g for g in cfg.groups if g in client_groups]
+    if required_group is not None:
+        retry_share = by_group.get(required_group)
+        if len(shares) != 1:
+            retry_share = None
+        return _Choice(suite=CIPHER_SUITES[suite_id], group=required_group, share=retry_share)
+    if not common:
+        raise HandshakeFailure(
+            "no key exchange group in common: the client supports "
+            + ", ".join(f"{g:#06x}" for g in client_groups)
+        )
+    # Prefer a group the client already sent a share for: a retry costs a
+    # round trip, which buys nothing when both groups are acceptable.
+    for group in common:
+        if group in by_group:
+            return _Choice(suite=CIPHER_SUITES[suite_id], group=group, share=by_group[group])
+    return _Choice(suite=CIPHER_SUITES[suite_id], group=common[0], share=None)
+
+
+def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connection) -> None:
+    cfg = hs.config
+    schemes_data = ch.extensions[ExtensionType.SIGNATURE_ALGORITHMS]
+    client_schemes = decode_u16_list(schemes_data, "signature_algorithms")
+    hs.certified, hs.scheme = _choose_certificate(cfg, client_schemes)
+    sni = ch.extensions.get(ExtensionType.SERVER_NAME)
+    hs.server_name = decode_server_name(sni) if sni is not None else None
+    hs.alpn_protocol = None
+    alpn = ch.extensions.get(ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
+    if alpn is not None and cfg.alpn_protocols:
+        offered = decode_alpn(alpn)
+        for proto in cfg.alpn_protocols:
+            if proto.encode() in offered:
+                hs.alpn_protocol = proto
+                break
+        else:
+            raise NoApplicationProtocol(
+                "the client offered ALPN "
+                + ", ".join(repr(p) for p in offered)
+                + f" and this server accepts only {list(cfg.alpn_protocols)}"
+            )
+    limit = ch.extensions.get(ExtensionType.RECORD_SIZE_LIMIT)
+    if limit is not None:
+        conn.set_peer_record_limit(decode_record_size_limit(limit))
+
+
+def _choose_certificate(
+    cfg: ServerConfig, client_schemes: tuple[int, ...]
+) -> tuple[CertifiedKey, SchemeInfo]:
+    for certified in cfg.certificates:
+        kind = key_kind(certified.private_key, is_pss_key=certified.is_pss_key)
+        for scheme in cfg.signature_schemes:
+            info = SIGNATURE_SCHEMES[scheme]
+            if scheme in client_schemes and scheme_fits_key(info, kind):
+                return certified, info
+    raise HandshakeFailure(
+        "none of the server's certificates can sign with a scheme the client accepts ("
+        + ", ".join(f"{s:#06x}" for s in client_schemes)
+        + ")"
+    )
+
+
+def _send_hello_retry_request(
+    hs: _ServerHandshake, ch: ClientHello, msg: HandshakeMessage, choice: _Choice, conn: Connection
+) -> State:
+    hs.hello_retry = True
+    hs.transcript.set_hash(choice.suite.hash_name)
+    hs.transcript.add(msg.raw)
+    hs.transcript.roll_up_for_hello_retry()
+    hrr = ServerHello(
+        random=HELLO_RETRY_REQUEST_RANDOM,
+        legacy_session_id_echo=ch.legacy_session_id,
+        cipher_suite=choice.suite.suite,
+        extensions={
+            ExtensionType.KEY_SHARE: encode_u16(choice.group),
+            ExtensionType.SUPPORTED_VERSIONS: encode_u16(0x0304),
+        },
+    )
+    raw = frame(HandshakeType.SERVER_HELLO, hrr.encode())
+    hs.transcript.add(raw)
+    conn.queue_handshake(raw)
+    if ch.legacy_session_id:
+        # RFC 8446 appendix D.4: in compatibility mode, CCS follows the first
+        # server message.
+        conn.queue_change_cipher_spec()
+        hs.sent_ccs = True
+    return ExpectSecondClientHello(hs, choice)
+
+
+def _send_server_flight(
+    hs: _ServerHandshake, ch: ClientHello, choice: _Choice, conn: Connection
+) -> State:
+    assert choice.share is not None  # callers retry when there is no share
+    assert hs.certified is not None and hs.scheme is not None  # _negotiate_extensions
+    suite = choice.suite
+    hash_name = suite.hash_name
+    our_share, shared_secret = server_key_exchange(
+        choice.group, choice.share.key_exchange, hs.random_bytes
+    )
+    hs.suite = suite
+    hs.group = choice.group
+    sh = ServerHello(
+        random=hs.random_bytes(32),
+        legacy_session_id_echo=ch.legacy_session_id,
+        cipher_suite=suite.suite,
+        extensions={
+            ExtensionType.KEY_SHARE: encode_key_share_sh(
+                KeyShareEntry(group=choice.group, key_exchange=our_share)
+            ),
+            ExtensionType.SUPPORTED_VERSIONS: encode_u16(0x0304),
+        },
+    )
+    raw = frame(HandshakeType.SERVER_HELLO, sh.encode())
+    hs.transcript.add(raw)
+    conn.queue_handshake(raw)
+    if ch.legacy_session_id and not hs.sent_ccs:
+        conn.queue_change_cipher_spec()
+        hs.sent_ccs = True
+    schedule = KeySchedule(hash_name)
+    hs.schedule = schedule
+    conn.set_suite(suite, schedule)
+    client_hs, server_hs = schedule.handshake(shared_secret, hs.transcript.digest())
+    hs.client_secret = client_hs
+    conn.install_write_key(server_hs)
+    conn.install_read_key(client_hs, "the client's encrypted handshake")
+
+    ee_exts = encrypted_extensions(hs, ch, conn)
+    _emit(
+        hs,
+        conn,
+        HandshakeType.ENCRYPTED_EXTENSIONS,
+        EncryptedExtensions(extensions=ee_exts).encode(),
+    )
+
+    certificate = Certificate(
+        certificate_list=tuple(CertificateEntry(cert_data=der) for der in hs.certified.chain_der)
+    )
+    _emit(hs, conn, HandshakeType.CERTIFICATE, certificate.encode())
+    signature = sign(
+        hs.certified.private_key, hs.scheme, SERVER_SIGNATURE_CONTEXT + hs.transcript.digest()
+    )
+    cv = CertificateVerify(algorithm=hs.scheme.scheme, signature=signature)
+    _emit(hs, conn, HandshakeType.CERTIFICATE_VERIFY, cv.encode())
+    verify_data = finished_verify_data(hash_name, server_hs, hs.transcript.digest())
+    _emit(hs, conn, HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
+    client_app, server_app = schedule.application(hs.transcript.digest())
+    hs.client_app_secret = client_app
+    conn.install_write_key(server_app)
+    return ExpectClientFinished(hs)
+
+
+def encrypted_extensions(
+    hs: _ServerHandshake, ch: ClientHello, conn: Connection
+) -> dict[int, bytes]:
+    """The server's EncryptedExtensions: answers to what the client offered."""
+    exts: dict[int, bytes] = {}
+    if hs.alpn_protocol is not None:
+        exts[ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION] = encode_alpn(
+            [hs.alpn_protocol.encode()]
+        )
+    limit = hs.config.record_size_limit
+    if ExtensionType.RECORD_SIZE_LIMIT in ch.extensions and limit is not None:
+        exts[ExtensionType.RECORD_SIZE_LIMIT] = encode_u16(limit)
+        conn.set_own_record_limit(limit)
+    if hs.server_name is not None:
+        exts[ExtensionType.SERVER_NAME] = b""  # RFC 6066 §3: the name was used
+    return exts
+
+
+def _emit(hs: _ServerHandshake, conn: Connection, msg_type: int, body: bytes) -> None:
+    raw = frame(msg_type, body)
+    hs.transcript.add(raw)
+    conn.queue_handshake(raw)
+
+
+@final
+class ExpectClientFinished(State):
+    """Waiting for the client's Finished."""
+
+    expects: ClassVar = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: _ServerHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.suite is not None and hs.schedule is not None  # set in the flight
+        assert hs.client_secret is not None and hs.client_app_secret is not None
+        assert hs.scheme is not None
+        finished = Finished.decode(msg.body, hs.suite.hash_len)
+        expected = finished_verify_data(
+            hs.suite.hash_name, hs.client_secret, hs.transcript.digest()
+        )
+        if not constant_time_equal(expected, finished.verify_data):
+            raise DecryptError("the client's Finished does not verify (transcript mismatch)")
+        hs.transcript.add(msg.raw)
+        conn.install_read_key(hs.client_app_secret, "the client's application data")
+        hs.schedule.resumption_master_secret(hs.transcript.digest())
+        assert hs.group is not None  # set in the flight
+        conn.complete_handshake(
+            Negotiated(
+                version=0x0304,
+                cipher_suite=CipherSuite(hs.suite.suite),
+                group=NamedGroup(hs.group),
+                signature_scheme=SignatureScheme(hs.scheme.scheme),
+                alpn_protocol=hs.alpn_protocol,
+                server_name=hs.server_name,
+                peer_certificates=hs.peer_chain,
+                verified_chain=None,
+                handshake_kind=(
+                    HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST
+                    if hs.hello_retry
+                    else HandshakeKind.FULL
+                ),
+            )
+        )
+        return ServerTraffic()
+
+
+@final
+class ServerTraffic(State):
+    """The handshake is done: only KeyUpdate may arrive."""
+
+    expects: ClassVar = frozenset({HandshakeType.KEY_UPDATE})
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        conn.receive_key_update(msg)
+        return self

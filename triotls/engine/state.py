@@ -1,0 +1,78 @@
+"""Handshake state base classes and what a completed handshake negotiated."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from cryptography import x509
+
+from .enums import CipherSuite, HandshakeType, NamedGroup, SignatureScheme
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .messages import HandshakeMessage
+
+__all__ = ["HandshakeKind", "Negotiated", "State"]
+
+
+class HandshakeKind(enum.Enum):
+    """Which kind of handshake established the connection."""
+
+    FULL = "full"
+    FULL_WITH_HELLO_RETRY_REQUEST = "full with HelloRetryRequest"
+    RESUMED = "resumed"
+    RESUMED_WITH_HELLO_RETRY_REQUEST = "resumed with HelloRetryRequest"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Negotiated:
+    """The parameters a completed handshake settled on.
+
+    Attributes:
+        version: the protocol version (0x0304 for TLS 1.3).
+        cipher_suite: the cipher suite.
+        group: the key exchange group.
+        signature_scheme: the scheme the server (or, server side, the client)
+            signed the handshake with, if any.
+        alpn_protocol: the ALPN protocol, or None.
+        server_name: the SNI host name the client asked for, or None.
+        peer_certificates: the chain the peer sent, leaf first (empty if none).
+        verified_chain: the validated path to a trusted root, or None when the
+            peer was not verified.
+        handshake_kind: full or resumed, with or without HelloRetryRequest.
+    """
+
+    version: int
+    cipher_suite: CipherSuite
+    group: NamedGroup | None
+    signature_scheme: SignatureScheme | None
+    alpn_protocol: str | None
+    server_name: str | None
+    peer_certificates: tuple[x509.Certificate, ...]
+    verified_chain: tuple[x509.Certificate, ...] | None
+    handshake_kind: HandshakeKind
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the session was resumed from a ticket."""
+        return self.handshake_kind in (
+            HandshakeKind.RESUMED,
+            HandshakeKind.RESUMED_WITH_HELLO_RETRY_REQUEST,
+        )
+
+
+class State:
+    """One handshake state: which messages it accepts and what follows each.
+
+    ``Connection`` is the only dispatcher: it checks ``msg.msg_type in
+    state.expects`` before calling :meth:`handle`, and replaces its state with
+    the result.
+    """
+
+    expects: ClassVar[frozenset[HandshakeType]] = frozenset()
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        """Process ``msg`` and return the next state."""
+        raise NotImplementedError
