@@ -91,6 +91,11 @@ class Connection:
         return self._closed
 
     @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes."""
+        return bool(self._out)
+
+    @property
     def error(self) -> TLSError | None:
         """The error that ended this connection, if any."""
         return self._error

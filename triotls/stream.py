@@ -1,0 +1,546 @@
+"""TLSStream: the TLS engine driven over a trio stream, under cancel scopes.
+
+Theory of operation. The engine is synchronous; this module only moves bytes.
+Each step feeds the engine, flushes what it queued, then awaits exactly one
+transport operation. Three inner locks keep the transport sane:
+
+* ``_send_lock`` (FIFO) serialises transport writes. Outgoing bytes stay in the
+  engine until the lock is held, so a cancellation while waiting for it loses
+  nothing; only a cancellation *during* ``transport.send_all`` (a partial
+  write) breaks the stream.
+* ``_receive_lock`` serialises transport reads. A cancelled
+  ``transport.receive_some`` consumed nothing, so the stream stays usable.
+* ``_handshake_lock`` lets one task drive the handshake while the others wait.
+
+Handshake deadlines are trio deadlines fixed when the handshake starts
+(``config.handshake_timeout``); resuming a cancelled handshake keeps the same
+deadline. Errors from the engine are re-classed so that they also inherit
+``trio.BrokenResourceError``: code written for any trio stream catches them.
+Before a fatal error is raised, its alert is flushed to the peer (shielded,
+with a short bound), so the peer learns why instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import math
+from typing import Final, TypeVar, final
+
+import trio
+from typing_extensions import override
+
+from .config import ClientConfig, ServerConfig
+from .engine import events
+from .engine.client import ClientConnection
+from .engine.connection import Connection
+from .engine.enums import CipherSuite, NamedGroup
+from .engine.server import ServerConnection
+from .engine.state import HandshakeKind, Negotiated
+from .errors import TLSError, TruncationError
+
+__all__ = ["CloseReason", "HandshakeTimeout", "TLSStream"]
+
+log = logging.getLogger("triotls")
+
+_E = TypeVar("_E", bound=TLSError)
+
+#: How long ``aclose`` and fatal-alert flushes may spend writing to the peer.
+CLOSE_TIMEOUT: Final = 2.0
+#: Bytes asked of the transport per read; several records at a time.
+_RECEIVE_SIZE: Final = 65_536
+#: Application data is encrypted and flushed in pieces of this size, so that a
+#: huge ``send_all`` never doubles its memory in one go.
+_SEND_CHUNK: Final = 262_144
+
+
+class HandshakeTimeout(TLSError, trio.TooSlowError, trio.BrokenResourceError):
+    """The handshake did not finish within ``config.handshake_timeout`` seconds.
+
+    It is also a :class:`trio.TooSlowError` and a
+    :class:`trio.BrokenResourceError`; the stream is broken afterwards.
+    """
+
+
+class CloseReason(enum.Enum):
+    """How the peer ended its side of the stream."""
+
+    CLOSE_NOTIFY = "close_notify"
+    """The peer sent close_notify: everything it sent has arrived."""
+    RAGGED_EOF = "eof without close_notify"
+    """The transport ended without close_notify (allowed by https_compatible)."""
+
+
+_BROKEN_CLASSES: dict[type[TLSError], type[TLSError]] = {}
+
+
+def _as_broken(exc: _E) -> _E:
+    """Re-class ``exc`` so that it is also a ``trio.BrokenResourceError``."""
+    cls: type[TLSError] = type(exc)
+    if issubclass(cls, trio.BrokenResourceError):
+        return exc
+    sub = _BROKEN_CLASSES.get(cls)
+    if sub is None:
+        sub = type(cls.__name__, (cls, trio.BrokenResourceError), {"__module__": cls.__module__})
+        sub.__qualname__ = cls.__qualname__
+        sub.__doc__ = cls.__doc__
+        _BROKEN_CLASSES[cls] = sub
+    # Same layout (both are plain Exception subclasses), so the swap is safe;
+    # the instance keeps its message, attributes and traceback.
+    # (mypy cannot see that ``sub`` is a subclass of type(exc); it is.)
+    exc.__class__ = sub  # type: ignore[assignment]
+    return exc
+
+
+class _ConflictDetector:
+    """Raise BusyResourceError when two tasks use one side at once."""
+
+    __slots__ = ("_held", "_msg")
+
+    def __init__(self, msg: str) -> None:
+        self._msg = msg
+        self._held = False
+
+    def __enter__(self) -> None:
+        if self._held:
+            raise trio.BusyResourceError(self._msg)
+        self._held = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._held = False
+
+
+class _Closed(enum.Enum):
+    OPEN = "open"
+    BROKEN = "broken"
+    CLOSED = "closed"
+
+
+@final
+class TLSStream(trio.abc.HalfCloseableStream):
+    """A TLS 1.3 stream over another trio stream.
+
+    Args:
+        transport_stream: the stream that carries the TLS records.
+        config: a :class:`ClientConfig` (client side) or :class:`ServerConfig`.
+        server_hostname: the client's SNI name and the name its certificate
+            check uses.
+        server_side: True for the server end; ``config`` must then be a
+            ServerConfig.
+
+    The handshake happens on the first ``send_all``/``receive_some``, or
+    explicitly with :meth:`do_handshake`.
+    """
+
+    def __init__(
+        self,
+        transport_stream: trio.abc.Stream,
+        config: ClientConfig | ServerConfig,
+        *,
+        server_hostname: str | None = None,
+        server_side: bool = False,
+    ) -> None:
+        self.transport_stream = transport_stream
+        self.config = config
+        conn: Connection
+        if server_side:
+            if not isinstance(config, ServerConfig):
+                raise TypeError("server_side=True needs a ServerConfig")
+            conn = ServerConnection(config)
+        else:
+            if not isinstance(config, ClientConfig):
+                raise TypeError("a client TLSStream needs a ClientConfig")
+            conn = ClientConnection(config, server_hostname=server_hostname)
+        self._conn = conn
+        self._server_side = server_side
+        self._send_lock = trio.StrictFIFOLock()
+        self._receive_lock = trio.Lock()
+        self._handshake_lock = trio.Lock()
+        self._outer_send = _ConflictDetector("another task is already sending on this TLSStream")
+        self._outer_receive = _ConflictDetector(
+            "another task is already receiving on this TLSStream"
+        )
+        self._state = _Closed.OPEN
+        self._error: BaseException | None = None
+        self._started = False
+        self._deadline: float | None = None
+        self._incoming = bytearray()
+        self._close_reason: CloseReason | None = None
+        self._sent_eof = False
+        self._handshake_started_at: float | None = None
+        self._handshake_seconds: float | None = None
+
+    # --- what was negotiated --------------------------------------------------
+
+    @property
+    def negotiated(self) -> Negotiated | None:
+        """Everything the handshake settled on, or None before it completes."""
+        return self._conn.negotiated
+
+    @property
+    def cipher_suite(self) -> CipherSuite | None:
+        """The negotiated cipher suite."""
+        n = self._conn.negotiated
+        return None if n is None else n.cipher_suite
+
+    @property
+    def group(self) -> NamedGroup | None:
+        """The negotiated key exchange group."""
+        n = self._conn.negotiated
+        return None if n is None else n.group
+
+    @property
+    def version(self) -> str | None:
+        """The protocol version, as ``"TLSv1.3"``."""
+        return None if self._conn.negotiated is None else "TLSv1.3"
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The ALPN protocol, or None."""
+        n = self._conn.negotiated
+        return None if n is None else n.alpn_protocol
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI name the client sent (server side) or used (client side)."""
+        n = self._conn.negotiated
+        return None if n is None else n.server_name
+
+    @property
+    def session_resumed(self) -> bool:
+        """Whether the handshake resumed an earlier session."""
+        n = self._conn.negotiated
+        return n is not None and n.resumed
+
+    @property
+    def handshake_kind(self) -> HandshakeKind | None:
+        """Full or resumed, with or without HelloRetryRequest."""
+        n = self._conn.negotiated
+        return None if n is None else n.handshake_kind
+
+    @property
+    def handshake_seconds(self) -> float | None:
+        """How long the handshake took, in trio clock seconds."""
+        return self._handshake_seconds
+
+    @property
+    def close_reason(self) -> CloseReason | None:
+        """How the peer ended its side, once ``receive_some`` returned ``b""``."""
+        return self._close_reason
+
+    @property
+    def engine(self) -> Connection:
+        """The sans-IO connection underneath (for inspection; do not drive it)."""
+        return self._conn
+
+    # --- state checks ---------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._state is _Closed.CLOSED:
+            raise trio.ClosedResourceError("this TLSStream was closed")
+        if self._state is _Closed.BROKEN:
+            assert self._error is not None  # set together with BROKEN
+            if isinstance(self._error, trio.BrokenResourceError):
+                raise self._error
+            raise trio.BrokenResourceError("this TLSStream is broken") from self._error
+
+    def _break(self, exc: BaseException) -> None:
+        if self._state is _Closed.OPEN:
+            self._state = _Closed.BROKEN
+            self._error = exc
+
+    def _transport_failed(self, exc: BaseException) -> BaseException:
+        """What to raise when the transport raised ``exc``."""
+        if self._state is _Closed.CLOSED:
+            return trio.ClosedResourceError("this TLSStream was closed")
+        broken = trio.BrokenResourceError(f"the transport failed: {exc!r}")
+        broken.__cause__ = exc
+        self._break(broken)
+        return broken
+
+    # --- moving bytes ---------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Write whatever the engine queued; a cancelled write breaks the stream."""
+        async with self._send_lock:
+            data = self._conn.data_to_send()
+            if not data:
+                return
+            try:
+                await self.transport_stream.send_all(data)
+            except trio.Cancelled as exc:
+                # Part of a record may be on the wire: nothing can follow it.
+                self._break(
+                    trio.BrokenResourceError("a write to the transport was cancelled midway")
+                )
+                if self._error is not None:
+                    self._error.__cause__ = exc
+                raise
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise self._transport_failed(exc) from exc
+
+    async def _flush_alert(self) -> None:
+        """Best effort: send a queued fatal alert, shielded and bounded."""
+        with trio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._flush()
+
+    async def _fail(self, exc: TLSError) -> TLSError:
+        """Flush the alert for ``exc``, break the stream, and return what to raise."""
+        wrapped = _as_broken(exc)
+        self._break(wrapped)
+        await self._flush_alert()
+        return wrapped
+
+    async def _receive_step(self) -> None:
+        """Read once from the transport, feed the engine, flush its answers.
+
+        Raises the engine's error (after flushing its alert), if any.
+        """
+        async with self._receive_lock:
+            try:
+                data = await self.transport_stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise self._transport_failed(exc) from exc
+            error = self._feed(data)
+        if error is not None:
+            raise await self._fail(error)
+        await self._flush()
+
+    def _feed(self, data: bytes | bytearray) -> TLSError | None:
+        conn = self._conn
+        if (
+            not data
+            and self.config.https_compatible
+            and conn.handshake_complete
+            and not conn.peer_closed
+        ):
+            self._close_reason = CloseReason.RAGGED_EOF
+            return None
+        try:
+            for event in conn.receive_data(bytes(data)):
+                if isinstance(event, events.ApplicationData):
+                    self._incoming += event.data
+                elif isinstance(event, events.CloseNotify):
+                    self._close_reason = CloseReason.CLOSE_NOTIFY
+        except TLSError as exc:
+            return exc
+        return None
+
+    # --- handshake ------------------------------------------------------------
+
+    async def do_handshake(self) -> None:
+        """Complete the TLS handshake if it has not completed yet.
+
+        Raises:
+            HandshakeTimeout: ``config.handshake_timeout`` elapsed first.
+            CertificateVerificationError: the peer's chain or name did not verify.
+            trio.BrokenResourceError: any other failure (every TLS error is one).
+
+        Cancellation while waiting for the peer leaves the stream resumable:
+        call this again to continue where it stopped, under the deadline set
+        when the handshake first started. Only a cancellation that interrupts
+        a write to the transport breaks the stream.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_usable()
+        if self._conn.handshake_complete and not self._conn.has_data_to_send:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        async with self._handshake_lock:
+            self._check_usable()
+            await self._handshake_locked()
+
+    async def _ensure_handshake(self) -> None:
+        if self._conn.handshake_complete and not self._conn.has_data_to_send:
+            return
+        async with self._handshake_lock:
+            self._check_usable()
+            await self._handshake_locked()
+
+    async def _handshake_locked(self) -> None:
+        conn = self._conn
+        if not self._started:
+            self._started = True
+            now = trio.current_time()
+            self._handshake_started_at = now
+            timeout = self.config.handshake_timeout
+            self._deadline = math.inf if timeout is None else now + timeout
+            conn.start_handshake()
+        assert self._deadline is not None  # set when the handshake started
+        with trio.CancelScope(deadline=self._deadline) as scope:
+            while not conn.handshake_complete:
+                await self._flush()
+                await self._receive_step()
+                if self._close_reason is not None and not conn.handshake_complete:
+                    raise await self._fail(
+                        TruncationError("the peer closed the connection during the handshake")
+                    )
+            await self._flush()
+        if scope.cancelled_caught:
+            timeout = self.config.handshake_timeout
+            err = HandshakeTimeout(
+                f"the TLS handshake did not complete within {timeout} seconds "
+                "(config.handshake_timeout)"
+            )
+            self._break(err)
+            raise err
+        if self._handshake_seconds is None and self._handshake_started_at is not None:
+            self._handshake_seconds = trio.current_time() - self._handshake_started_at
+
+    # --- the Stream interface --------------------------------------------------
+
+    @override
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send ``data``, handshaking first if needed.
+
+        Raises:
+            trio.BusyResourceError: another task is sending.
+            trio.ClosedResourceError: the stream was closed, or send_eof was called.
+            trio.BrokenResourceError: the stream failed (every TLS error is one).
+
+        A cancellation before the data reached the transport loses nothing;
+        one that interrupts a transport write breaks the stream.
+        """
+        with self._outer_send:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            if self._sent_eof:
+                raise trio.ClosedResourceError("send_eof() was called on this TLSStream")
+            await self._ensure_handshake()
+            view = memoryview(data)
+            if not view.nbytes:
+                await self._flush()
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            conn = self._conn
+            for start in range(0, view.nbytes, _SEND_CHUNK):
+                conn.send_application_data(bytes(view[start : start + _SEND_CHUNK]))
+                await self._flush()
+
+    @override
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Return decrypted data from the peer, or ``b""`` once it closed.
+
+        Raises:
+            trio.BusyResourceError: another task is receiving.
+            trio.ClosedResourceError: the stream was closed.
+            trio.BrokenResourceError: the stream failed (every TLS error is one).
+            TruncationError: (also a BrokenResourceError) the transport ended
+                without close_notify and ``https_compatible`` is off.
+
+        KeyUpdate and NewSessionTicket messages are handled here. A
+        cancellation while waiting for the peer loses nothing.
+        """
+        if max_bytes is not None:
+            if not isinstance(max_bytes, int):
+                raise TypeError("max_bytes must be an integer or None")
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        with self._outer_receive:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            await self._ensure_handshake()
+            while not self._incoming and self._close_reason is None:
+                await self._receive_step()
+            incoming = self._incoming
+            if not incoming:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return b""
+            if max_bytes is None or max_bytes >= len(incoming):
+                self._incoming = bytearray()
+                data = bytes(incoming)
+            else:
+                data = bytes(incoming[:max_bytes])
+                del incoming[:max_bytes]
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    @override
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until ``send_all`` might not block (see trio's Stream docs)."""
+        with self._outer_send:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            async with self._send_lock:
+                try:
+                    await self.transport_stream.wait_send_all_might_not_block()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    raise self._transport_failed(exc) from exc
+
+    @override
+    async def send_eof(self) -> None:
+        """Send close_notify: we will send nothing more, but can still receive.
+
+        TLS 1.3 closes each direction on its own (RFC 8446 §6.1), so this is a
+        real half-close; ``receive_some`` keeps working.
+        """
+        with self._outer_send:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            if self._sent_eof:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self._ensure_handshake()
+            self._sent_eof = True
+            self._conn.close()
+            await self._flush()
+
+    async def key_update(self, *, request_peer: bool = True) -> None:
+        """Replace our sending keys now, and ask the peer to do the same."""
+        with self._outer_send:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            await self._ensure_handshake()
+            self._conn.key_update(request_peer=request_peer)
+            await self._flush()
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter (RFC 8446 §7.5); the handshake must be complete."""
+        return self._conn.export_keying_material(label, context, length)
+
+    @override
+    async def aclose(self) -> None:
+        """Send close_notify (best effort, bounded) and close the transport.
+
+        Cancelled or not, the transport is closed when this returns.
+        """
+        if self._state is _Closed.CLOSED:
+            await trio.lowlevel.checkpoint()
+            return
+        was_open = self._state is _Closed.OPEN
+        self._state = _Closed.CLOSED
+        try:
+            if was_open and self._conn.handshake_complete and not self._conn.closed:
+                self._conn.close()
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await self._flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, TLSError):
+            pass
+        finally:
+            await self.transport_stream.aclose()
+
+    async def unwrap(self) -> tuple[trio.abc.Stream, bytes]:
+        """Close TLS cleanly and hand back the transport.
+
+        Sends close_notify, waits for the peer's, and returns the transport
+        with any bytes that arrived after the peer's close_notify.
+        """
+        with self._outer_send, self._outer_receive:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            await self._ensure_handshake()
+            if not self._sent_eof:
+                self._sent_eof = True
+                self._conn.close()
+                await self._flush()
+            while self._close_reason is None:
+                await self._receive_step()
+            if self._close_reason is not CloseReason.CLOSE_NOTIFY:
+                raise await self._fail(
+                    TruncationError("the transport ended before the peer's close_notify")
+                )
+            self._state = _Closed.CLOSED
+            rest = self._conn.take_unprocessed()
+            return self.transport_stream, rest
