@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol, final
@@ -31,6 +31,8 @@ __all__ = [
     "CertifiedKey",
     "ClientConfig",
     "Clock",
+    "KeyLog",
+    "KeyLogFile",
     "Random",
     "ServerConfig",
     "SystemClock",
@@ -71,6 +73,29 @@ class SystemClock:
     def now(self) -> float:
         """``time.time()``."""
         return time.time()
+
+
+KeyLog = Callable[[str, bytes, bytes], None]
+"""Receives (label, client random, secret) in the NSS key log vocabulary."""
+
+
+@final
+class KeyLogFile:
+    """Append secrets to a file in the NSS key log format (for Wireshark).
+
+    Anyone who reads this file can decrypt the logged connections: use it
+    only for debugging.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __call__(self, label: str, client_random: bytes, secret: bytes) -> None:
+        """Write one ``LABEL <client_random> <secret>`` line."""
+        with self.path.open("a", encoding="ascii") as f:
+            f.write(f"{label} {client_random.hex()} {secret.hex()}\n")
 
 
 @final
@@ -272,6 +297,8 @@ class ClientConfig:
         record_size_limit: the record_size_limit to announce (RFC 8449).
         random: randomness source (tests inject a fixed one).
         clock: wall clock for certificate validity.
+        key_log: receives secrets for debugging (see :class:`KeyLogFile`);
+            the trio layer also honours ``SSLKEYLOGFILE``.
     """
 
     trust: TrustStore | None = None
@@ -290,6 +317,7 @@ class ClientConfig:
     record_size_limit: int | None = 2**14 + 1
     random: Random = field(default_factory=SystemRandom)
     clock: Clock = field(default_factory=SystemClock)
+    key_log: KeyLog | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
@@ -347,6 +375,7 @@ class ServerConfig:
         record_size_limit: the record_size_limit to answer with (RFC 8449).
         random: randomness source.
         clock: wall clock.
+        key_log: receives secrets for debugging (see :class:`KeyLogFile`).
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -360,6 +389,7 @@ class ServerConfig:
     record_size_limit: int | None = 2**14 + 1
     random: Random = field(default_factory=SystemRandom)
     clock: Clock = field(default_factory=SystemClock)
+    key_log: KeyLog | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "certificates", tuple(self.certificates))

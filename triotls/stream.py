@@ -26,12 +26,13 @@ import contextlib
 import enum
 import logging
 import math
+import os
 from typing import Final, TypeVar, final
 
 import trio
 from typing_extensions import override
 
-from .config import ClientConfig, ServerConfig
+from .config import ClientConfig, KeyLogFile, ServerConfig
 from .engine import events
 from .engine.client import ClientConnection
 from .engine.connection import Connection
@@ -93,6 +94,12 @@ def _as_broken(exc: _E) -> _E:
     return exc
 
 
+def _env_key_log() -> KeyLogFile | None:
+    """Key logging when ``SSLKEYLOGFILE`` is set, like OpenSSL and browsers."""
+    path = os.environ.get("SSLKEYLOGFILE")
+    return KeyLogFile(path) if path else None
+
+
 class _ConflictDetector:
     """Raise BusyResourceError when two tasks use one side at once."""
 
@@ -147,11 +154,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
         if server_side:
             if not isinstance(config, ServerConfig):
                 raise TypeError("server_side=True needs a ServerConfig")
-            conn = ServerConnection(config)
+            conn = ServerConnection(config, key_log=_env_key_log())
         else:
             if not isinstance(config, ClientConfig):
                 raise TypeError("a client TLSStream needs a ClientConfig")
-            conn = ClientConnection(config, server_hostname=server_hostname)
+            conn = ClientConnection(config, server_hostname=server_hostname, key_log=_env_key_log())
         self._conn = conn
         self._server_side = server_side
         self._send_lock = trio.StrictFIFOLock()

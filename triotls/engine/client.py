@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
 
-from ..config import ClientConfig
 from ..errors import (
     BadCertificate,
     DecodeError,
@@ -26,7 +25,7 @@ from ..errors import (
     UnsupportedExtension,
     UsageError,
 )
-from .connection import Connection, constant_time_equal
+from .connection import Connection, KeyLog, constant_time_equal
 from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
 from .events import NewSessionTicketReceived
 from .extensions import (
@@ -70,6 +69,11 @@ from .suites import (
 from .transcript import Transcript
 from .verify import verify_chain
 
+if TYPE_CHECKING:
+    # Annotations only: triotls.config imports triotls.engine (enums, suites),
+    # so a runtime import here would be circular when config loads first.
+    from ..config import ClientConfig
+
 __all__ = ["ClientConnection"]
 
 # RFC 8446 §4.1.3: the last 8 bytes of a TLS 1.3 server's random when it
@@ -92,8 +96,14 @@ class ClientConnection(Connection):
 
     is_client = True
 
-    def __init__(self, config: ClientConfig, *, server_hostname: str | None = None) -> None:
-        super().__init__(config.max_handshake_message_size)
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        server_hostname: str | None = None,
+        key_log: KeyLog | None = None,
+    ) -> None:
+        super().__init__(config.max_handshake_message_size, key_log or config.key_log)
         self.config = config
         self.server_hostname = server_hostname
         if config.verify_peer and config.check_hostname and server_hostname is None:
@@ -269,6 +279,9 @@ class ExpectServerHello(State):
         hs.client_secret, hs.server_secret = schedule.handshake(
             shared_secret, hs.transcript.digest()
         )
+        client_random = hs.client_hello.random
+        conn.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", client_random, hs.client_secret)
+        conn.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", client_random, hs.server_secret)
         conn.install_read_key(hs.server_secret, "the server's encrypted handshake")
         return ExpectEncryptedExtensions(hs)
 
@@ -515,6 +528,7 @@ class ExpectFinished(State):
             raise DecryptError("the server's Finished does not verify (transcript mismatch)")
         hs.transcript.add(msg.raw)
         client_app, server_app = hs.schedule.application(hs.transcript.digest())
+        _log_application_secrets(conn, hs)
         conn.install_read_key(server_app, "the server's application data")
         if hs.config.middlebox_compat and not hs.sent_ccs:
             conn.queue_change_cipher_spec()
@@ -548,6 +562,18 @@ class ExpectFinished(State):
             )
         )
         return ClientTraffic()
+
+
+def _log_application_secrets(conn: Connection, hs: _ClientHandshake) -> None:
+    assert hs.client_hello is not None and hs.schedule is not None  # in ExpectFinished
+    secrets = hs.schedule.application_secrets
+    assert secrets is not None  # just derived
+    client_random = hs.client_hello.random
+    conn.log_secret("CLIENT_TRAFFIC_SECRET_0", client_random, secrets[0])
+    conn.log_secret("SERVER_TRAFFIC_SECRET_0", client_random, secrets[1])
+    exporter = hs.schedule.exporter_master_secret
+    assert exporter is not None  # derived with the application secrets
+    conn.log_secret("EXPORTER_SECRET", client_random, exporter)
 
 
 def _emit_client_certificate(hs: _ClientHandshake, conn: Connection) -> None:

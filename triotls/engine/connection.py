@@ -39,13 +39,17 @@ __all__ = ["Connection"]
 
 _T = TypeVar("_T")
 
+KeyLog = Callable[[str, bytes, bytes], None]
+"""Receives (NSS key log label, client random, secret) as secrets are derived."""
+
 
 class Connection:
     """Base of :class:`ClientConnection` and :class:`ServerConnection`."""
 
     is_client: ClassVar[bool]
 
-    def __init__(self, max_handshake_message_size: int) -> None:
+    def __init__(self, max_handshake_message_size: int, key_log: KeyLog | None = None) -> None:
+        self._key_log = key_log
         self._reader = RecordReader()
         self._writer = RecordWriter()
         self._handshake = HandshakeBuffer(max_handshake_message_size)
@@ -363,6 +367,11 @@ class Connection:
     def _rotate_write_key(self) -> None:
         assert self._suite is not None and self._write_secret is not None  # in Traffic
         self.install_write_key(next_traffic_secret(self._suite.hash_name, self._write_secret))
+
+    def log_secret(self, label: str, client_random: bytes, secret: bytes) -> None:
+        """Report a secret to the key log (NSS key log format labels)."""
+        if self._key_log is not None:
+            self._key_log(label, client_random, secret)
 
     def push_event(self, event: Event) -> None:
         """Queue an event for the caller."""

@@ -103,6 +103,7 @@ class KeySchedule:
     """
 
     __slots__ = (
+        "_application_secrets",
         "_exporter_master_secret",
         "_handshake_secret",
         "_master_secret",
@@ -119,6 +120,7 @@ class KeySchedule:
         self._handshake_secret: Secret | None = None
         self._master_secret: Secret | None = None
         self._exporter_master_secret: Secret | None = None
+        self._application_secrets: tuple[Secret, Secret] | None = None
 
     def _empty_hash(self) -> bytes:
         return hashlib.new(self.hash_name).digest()
@@ -155,7 +157,13 @@ class KeySchedule:
         self._exporter_master_secret = derive_secret(
             self.hash_name, master, b"exp master", transcript_hash
         )
+        self._application_secrets = (client, server)
         return client, server
+
+    @property
+    def application_secrets(self) -> tuple[Secret, Secret] | None:
+        """(client, server) application_traffic_secret_0, once derived."""
+        return self._application_secrets
 
     def resumption_master_secret(self, transcript_hash: bytes) -> Secret:
         """resumption_master_secret (transcript through the client Finished)."""

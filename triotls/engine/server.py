@@ -9,11 +9,10 @@ certificate was requested, ExpectClientFinished, then ServerTraffic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
 
-from ..config import CertifiedKey, ServerConfig
 from ..errors import (
     DecryptError,
     HandshakeFailure,
@@ -22,7 +21,7 @@ from ..errors import (
     NoApplicationProtocol,
     ProtocolVersionError,
 )
-from .connection import Connection, constant_time_equal
+from .connection import Connection, KeyLog, constant_time_equal
 from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
 from .extensions import (
     KeyShareEntry,
@@ -62,6 +61,11 @@ from .suites import (
 )
 from .transcript import Transcript
 
+if TYPE_CHECKING:
+    # Annotations only: triotls.config imports triotls.engine (enums, suites),
+    # so a runtime import here would be circular when config loads first.
+    from ..config import CertifiedKey, ServerConfig
+
 __all__ = ["ServerConnection"]
 
 SERVER_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00"
@@ -77,8 +81,8 @@ class ServerConnection(Connection):
 
     is_client = False
 
-    def __init__(self, config: ServerConfig) -> None:
-        super().__init__(config.max_handshake_message_size)
+    def __init__(self, config: ServerConfig, *, key_log: KeyLog | None = None) -> None:
+        super().__init__(config.max_handshake_message_size, key_log or config.key_log)
         self.config = config
         self._state = ExpectClientHello(_ServerHandshake(config=config))
 
@@ -343,6 +347,8 @@ def _send_server_flight(
     hs.schedule = schedule
     conn.set_suite(suite, schedule)
     client_hs, server_hs = schedule.handshake(shared_secret, hs.transcript.digest())
+    conn.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", ch.random, client_hs)
+    conn.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", ch.random, server_hs)
     hs.client_secret = client_hs
     conn.install_write_key(server_hs)
     conn.install_read_key(client_hs, "the client's encrypted handshake")
@@ -367,6 +373,11 @@ def _send_server_flight(
     verify_data = finished_verify_data(hash_name, server_hs, hs.transcript.digest())
     _emit(hs, conn, HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
     client_app, server_app = schedule.application(hs.transcript.digest())
+    conn.log_secret("CLIENT_TRAFFIC_SECRET_0", ch.random, client_app)
+    conn.log_secret("SERVER_TRAFFIC_SECRET_0", ch.random, server_app)
+    exporter = schedule.exporter_master_secret
+    assert exporter is not None  # derived with the application secrets
+    conn.log_secret("EXPORTER_SECRET", ch.random, exporter)
     hs.client_app_secret = client_app
     conn.install_write_key(server_app)
     return ExpectClientFinished(hs)
