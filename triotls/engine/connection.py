@@ -39,6 +39,11 @@ __all__ = ["Connection"]
 
 _T = TypeVar("_T")
 
+#: Bytes of 0-RTT records a server that rejects early data will drop. We never
+#: issue tickets that allow early data, so this only bounds what a client
+#: resuming another server's session may send before it learns the answer.
+EARLY_DATA_SKIP_LIMIT = 2**16
+
 KeyLog = Callable[[str, bytes, bytes], None]
 """Receives (NSS key log label, client random, secret) as secrets are derived."""
 
@@ -332,6 +337,10 @@ class Connection:
         assert self._suite is not None  # set_suite runs before any key is installed
         self._writer.set_key(self._suite, secret)
         self._write_secret = secret
+
+    def reject_early_data(self) -> None:
+        """Drop the 0-RTT records the client may send (RFC 8446 §4.2.10)."""
+        self._reader.skip_budget = EARLY_DATA_SKIP_LIMIT
 
     def set_peer_record_limit(self, limit: int) -> None:
         """Honour the peer's record_size_limit (RFC 8449 §4: includes the type byte)."""

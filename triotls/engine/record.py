@@ -57,7 +57,14 @@ class _Protection:
 class RecordReader:
     """Splits received bytes into records and opens the protected ones."""
 
-    __slots__ = ("_buf", "_pos", "_protection", "last_was_protected", "max_inner_plaintext")
+    __slots__ = (
+        "_buf",
+        "_pos",
+        "_protection",
+        "last_was_protected",
+        "max_inner_plaintext",
+        "skip_budget",
+    )
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -66,6 +73,9 @@ class RecordReader:
         # RFC 8449 §4: the limit we announced, including the content type byte.
         self.max_inner_plaintext = MAX_PLAINTEXT + 1
         self.last_was_protected = False
+        # RFC 8446 §4.2.10: a server that rejects 0-RTT drops the client's
+        # early data records (which it cannot decrypt) up to this many bytes.
+        self.skip_budget = 0
 
     @property
     def is_protected(self) -> bool:
@@ -97,15 +107,54 @@ class RecordReader:
             UnexpectedMessage: a record has a type not allowed here.
             DecodeError: a protected record's inner plaintext has no type.
         """
+        while True:
+            record = self._next_raw()
+            if record is None:
+                return None
+            content_type, header, body = record
+            protection = self._protection
+            if protection is None or content_type != ContentType.APPLICATION_DATA:
+                if content_type == ContentType.APPLICATION_DATA and self._may_skip(len(body)):
+                    continue  # rejected early data before our read key exists
+                # Plaintext records; in the protected state only change_cipher_spec
+                # and (before the peer's keys) alerts may still be plaintext. The
+                # connection decides which of those it accepts.
+                if not body and content_type != ContentType.APPLICATION_DATA:
+                    raise UnexpectedMessage(f"empty plaintext record of type {content_type}")
+                self.last_was_protected = False
+                return content_type, body
+            if len(body) < protection.tag_len + 1:
+                raise BadRecordMac(
+                    f"protected record of {len(body)} bytes is too short to hold a tag"
+                )
+            try:
+                inner = protection.aead.decrypt(protection.nonce(), body, header)
+            except InvalidTag:
+                if self._may_skip(len(body)):
+                    protection.seq -= 1  # the dropped record used no sequence number
+                    continue
+                raise BadRecordMac(
+                    "a protected record failed authentication (wrong key or tampered data)"
+                ) from None
+            self.skip_budget = 0
+            return self._inner(inner)
+
+    def _may_skip(self, length: int) -> bool:
+        if length > self.skip_budget:
+            return False
+        self.skip_budget -= length
+        return True
+
+    def _next_raw(self) -> tuple[int, bytes, bytes] | None:
         buf = self._buf
         pos = self._pos
         if len(buf) - pos < 5:
             return None
         content_type, _version, length = _HEADER.unpack_from(buf, pos)
-        protection = self._protection
         if content_type not in _KNOWN_TYPES:
             raise UnexpectedMessage(f"record of unknown content type {content_type}")
-        limit = MAX_PLAINTEXT if protection is None or content_type != 23 else MAX_CIPHERTEXT
+        plaintext = (self._protection is None and not self.skip_budget) or content_type != 23
+        limit = MAX_PLAINTEXT if plaintext else MAX_CIPHERTEXT
         if length > limit:
             raise RecordOverflow(f"record of {length} bytes exceeds the limit of {limit}")
         end = pos + 5 + length
@@ -114,22 +163,9 @@ class RecordReader:
         header = bytes(buf[pos : pos + 5])
         body = bytes(buf[pos + 5 : end])
         self._pos = end
-        if protection is None or content_type != ContentType.APPLICATION_DATA:
-            # Plaintext records; in the protected state only change_cipher_spec
-            # and (before the peer's keys) alerts may still be plaintext. The
-            # connection decides which of those it accepts.
-            if length == 0 and content_type != ContentType.APPLICATION_DATA:
-                raise UnexpectedMessage(f"empty plaintext record of type {content_type}")
-            self.last_was_protected = False
-            return content_type, body
-        if length < protection.tag_len + 1:
-            raise BadRecordMac(f"protected record of {length} bytes is too short to hold a tag")
-        try:
-            inner = protection.aead.decrypt(protection.nonce(), body, header)
-        except InvalidTag:
-            raise BadRecordMac(
-                "a protected record failed authentication (wrong key or tampered data)"
-            ) from None
+        return content_type, header, body
+
+    def _inner(self, inner: bytes) -> tuple[int, bytes]:
         if len(inner) > self.max_inner_plaintext:
             raise RecordOverflow(
                 f"decrypted record of {len(inner)} bytes exceeds the limit "

@@ -140,6 +140,8 @@ class ExpectClientHello(State):
         choice = _choose(hs, ch, required_group=None)
         hs.client_hello = ch
         _negotiate_extensions(hs, ch, conn)
+        if ExtensionType.EARLY_DATA in ch.extensions:
+            conn.reject_early_data()
         if choice.share is None:
             return _send_hello_retry_request(hs, ch, msg, choice, conn)
         hs.transcript.set_hash(choice.suite.hash_name)
