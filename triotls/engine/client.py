@@ -283,6 +283,10 @@ class ExpectServerHello(State):
         conn.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", client_random, hs.client_secret)
         conn.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", client_random, hs.server_secret)
         conn.install_read_key(hs.server_secret, "the server's encrypted handshake")
+        # From here on our alerts must be encrypted too (RFC 8446 §6: alerts
+        # follow the current write state); the compatibility CCS is written
+        # raw, so it still goes out in the clear before our second flight.
+        conn.install_write_key(hs.client_secret)
         return ExpectEncryptedExtensions(hs)
 
     def _hello_retry(
@@ -533,7 +537,6 @@ class ExpectFinished(State):
         if hs.config.middlebox_compat and not hs.sent_ccs:
             conn.queue_change_cipher_spec()
             hs.sent_ccs = True
-        conn.install_write_key(hs.client_secret)
         if hs.certificate_request is not None:
             _emit_client_certificate(hs, conn)
         verify_data = finished_verify_data(hash_name, hs.client_secret, hs.transcript.digest())
