@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .config import CertifiedKey as CertifiedKey
 from .config import ClientConfig as ClientConfig
+from .config import KeyLogFile as KeyLogFile
 from .config import ServerConfig as ServerConfig
 from .config import TrustStore as TrustStore
 from .engine.enums import CipherSuite as CipherSuite
@@ -93,6 +94,7 @@ __all__ = [
     "InappropriateFallback",
     "InsufficientSecurity",
     "InternalError",
+    "KeyLogFile",
     "LocalAlert",
     "MissingExtension",
     "NamedGroup",

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.print_help()
             return 2
-    except TLSError as exc:
+    except (TLSError, ValueError, OSError) as exc:
         print(f"triotls: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol, final
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
+from .engine.connection import KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
 from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
 
@@ -75,10 +77,6 @@ class SystemClock:
         return time.time()
 
 
-KeyLog = Callable[[str, bytes, bytes], None]
-"""Receives (label, client random, secret) in the NSS key log vocabulary."""
-
-
 @final
 class KeyLogFile:
     """Append secrets to a file in the NSS key log format (for Wireshark).
@@ -115,30 +113,27 @@ class TrustStore:
         """Load PEM certificates from bytes, a file, or a directory of files.
 
         ``bytes`` are PEM data; ``str`` or a path names a file or directory.
+
+        Raises:
+            ValueError: a certificate in ``source`` cannot be parsed, or
+                there is none.
         """
-        if isinstance(source, bytes):
-            return cls(x509.load_pem_x509_certificates(source))
-        path = Path(source)
-        if path.is_dir():
-            certs: list[x509.Certificate] = []
-            for entry in sorted(path.iterdir()):
-                if entry.is_file():
-                    data = entry.read_bytes()
-                    if b"-----BEGIN CERTIFICATE-----" in data:
-                        certs.extend(x509.load_pem_x509_certificates(data))
-            return cls(certs)
-        return cls(x509.load_pem_x509_certificates(path.read_bytes()))
+        return cls(_load_pem_sources(source, lenient=False))
 
     @classmethod
     def system(cls) -> TrustStore:
-        """The machine's CA bundle, found the way OpenSSL finds it."""
+        """The machine's CA bundle, found the way OpenSSL finds it.
+
+        Certificates that ``cryptography`` cannot parse (Debian's bundle has
+        a few old roots with a serial number of zero) are skipped, as OpenSSL
+        would not use them either.
+        """
         paths = ssl.get_default_verify_paths()
-        for candidate in (paths.cafile, paths.openssl_cafile):
-            if candidate and Path(candidate).is_file():
-                return cls.from_pem(candidate)
-        for candidate in (paths.capath, paths.openssl_capath):
-            if candidate and Path(candidate).is_dir():
-                return cls.from_pem(candidate)
+        for candidate in (paths.cafile, paths.openssl_cafile, paths.capath, paths.openssl_capath):
+            if candidate and Path(candidate).exists():
+                certs = _load_pem_sources(candidate, lenient=True)
+                if certs:
+                    return cls(certs)
         raise FileNotFoundError(
             "no system CA bundle found (looked at SSL_CERT_FILE, SSL_CERT_DIR and OpenSSL's "
             "defaults); pass TrustStore.from_pem(...) explicitly"
@@ -150,6 +145,34 @@ class TrustStore:
         if self._store is None:
             self._store = x509.verification.Store(list(self.certificates))
         return self._store
+
+
+_PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"
+
+
+def _load_pem_sources(
+    source: bytes | str | os.PathLike[str], *, lenient: bool
+) -> list[x509.Certificate]:
+    if isinstance(source, bytes):
+        blobs = [source]
+    else:
+        path = Path(source)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        blobs = [f.read_bytes() for f in files]
+    certs: list[x509.Certificate] = []
+    for blob in blobs:
+        for part in blob.split(_PEM_BEGIN)[1:]:
+            pem = _PEM_BEGIN + part
+            try:
+                with warnings.catch_warnings():
+                    # Old roots with serial 0 draw a deprecation warning; they
+                    # load today and are skipped when cryptography refuses them.
+                    warnings.simplefilter("ignore")
+                    certs.append(x509.load_pem_x509_certificate(pem))
+            except ValueError:
+                if not lenient:
+                    raise
+    return certs
 
 
 @final

@@ -32,14 +32,14 @@ from typing import Final, TypeVar, final
 import trio
 from typing_extensions import override
 
-from .config import ClientConfig, KeyLogFile, ServerConfig
+from .config import ClientConfig, KeyLog, KeyLogFile, ServerConfig
 from .engine import events
 from .engine.client import ClientConnection
 from .engine.connection import Connection
 from .engine.enums import CipherSuite, NamedGroup
 from .engine.server import ServerConnection
 from .engine.state import HandshakeKind, Negotiated
-from .errors import TLSError, TruncationError
+from .errors import TLSError, TruncationError, UsageError
 
 __all__ = ["CloseReason", "HandshakeTimeout", "TLSStream"]
 
@@ -68,7 +68,7 @@ class CloseReason(enum.Enum):
     """How the peer ended its side of the stream."""
 
     CLOSE_NOTIFY = "close_notify"
-    """The peer sent close_notify: everything it sent has arrived."""
+    """The peer sent close_notify, so everything it sent has arrived."""
     RAGGED_EOF = "eof without close_notify"
     """The transport ended without close_notify (allowed by https_compatible)."""
 
@@ -94,10 +94,20 @@ def _as_broken(exc: _E) -> _E:
     return exc
 
 
-def _env_key_log() -> KeyLogFile | None:
-    """Key logging when ``SSLKEYLOGFILE`` is set, like OpenSSL and browsers."""
+def _key_log(configured: KeyLog | None) -> KeyLog | None:
+    """The configured key log, plus ``SSLKEYLOGFILE`` like OpenSSL and browsers."""
     path = os.environ.get("SSLKEYLOGFILE")
-    return KeyLogFile(path) if path else None
+    if not path:
+        return configured
+    from_env = KeyLogFile(path)
+    if configured is None:
+        return from_env
+
+    def both(label: str, client_random: bytes, secret: bytes) -> None:
+        configured(label, client_random, secret)
+        from_env(label, client_random, secret)
+
+    return both
 
 
 class _ConflictDetector:
@@ -154,11 +164,13 @@ class TLSStream(trio.abc.HalfCloseableStream):
         if server_side:
             if not isinstance(config, ServerConfig):
                 raise TypeError("server_side=True needs a ServerConfig")
-            conn = ServerConnection(config, key_log=_env_key_log())
+            conn = ServerConnection(config, key_log=_key_log(config.key_log))
         else:
             if not isinstance(config, ClientConfig):
                 raise TypeError("a client TLSStream needs a ClientConfig")
-            conn = ClientConnection(config, server_hostname=server_hostname, key_log=_env_key_log())
+            conn = ClientConnection(
+                config, server_hostname=server_hostname, key_log=_key_log(config.key_log)
+            )
         self._conn = conn
         self._server_side = server_side
         self._send_lock = trio.StrictFIFOLock()
@@ -355,12 +367,15 @@ class TLSStream(trio.abc.HalfCloseableStream):
         if self._conn.handshake_complete and not self._conn.has_data_to_send:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        async with self._handshake_lock:
-            self._check_usable()
-            await self._handshake_locked()
+        await self._ensure_handshake()
 
     async def _ensure_handshake(self) -> None:
-        if self._conn.handshake_complete and not self._conn.has_data_to_send:
+        if self._conn.handshake_complete:
+            # Bytes queued by an earlier, interrupted call (our Finished, a
+            # KeyUpdate answer) go out now, outside the handshake deadline:
+            # that deadline ended with the handshake.
+            if self._conn.has_data_to_send:
+                await self._flush()
             return
         async with self._handshake_lock:
             self._check_usable()
@@ -368,6 +383,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
 
     async def _handshake_locked(self) -> None:
         conn = self._conn
+        if self._conn.handshake_complete:  # another task finished it while we waited
+            await self._flush()
+            return
         if not self._started:
             self._started = True
             now = trio.current_time()
@@ -533,6 +551,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
 
         Sends close_notify, waits for the peer's, and returns the transport
         with any bytes that arrived after the peer's close_notify.
+
+        Raises:
+            UsageError: application data arrived that was not read yet; read
+                it with ``receive_some`` (until ``b""``), then call this again.
+                Nothing is lost and the stream stays usable for receiving.
         """
         with self._outer_send, self._outer_receive:
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -542,8 +565,14 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 self._sent_eof = True
                 self._conn.close()
                 await self._flush()
-            while self._close_reason is None:
+            while self._close_reason is None and not self._incoming:
                 await self._receive_step()
+            if self._incoming:
+                raise UsageError(
+                    f"{len(self._incoming)} bytes of application data arrived before the "
+                    "peer's close_notify and were not read; read them with receive_some(), "
+                    "then call unwrap() again"
+                )
             if self._close_reason is not CloseReason.CLOSE_NOTIFY:
                 raise await self._fail(
                     TruncationError("the transport ended before the peer's close_notify")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from ..errors import (
     BadCertificate,
@@ -22,6 +23,7 @@ from ..errors import (
     MissingExtension,
     ProtocolVersionError,
     UnexpectedMessage,
+    UnsupportedCertificate,
     UnsupportedExtension,
     UsageError,
 )
@@ -92,6 +94,7 @@ class ClientConnection(Connection):
         config: the client settings.
         server_hostname: the name to send with SNI and to check the
             certificate against (a DNS name or an IP address literal).
+        key_log: receives secrets for debugging; defaults to ``config.key_log``.
     """
 
     is_client = True
@@ -497,7 +500,17 @@ def verify_peer_signature(
         raise IllegalParameter(
             f"the peer signed with scheme {cv.algorithm:#06x}, which was not offered"
         )
-    public_key = leaf.public_key()
+    try:
+        public_key = leaf.public_key()
+    except UnsupportedAlgorithm:
+        # An unknown key algorithm or curve; only reachable unverified, or from a
+        # trusted CA that certifies keys we cannot use.
+        raise UnsupportedCertificate(
+            f"the peer's certificate key ({leaf.public_key_algorithm_oid.dotted_string}) "
+            "is of an algorithm or curve this library does not support"
+        ) from None
+    except ValueError as exc:
+        raise BadCertificate(f"the peer's certificate holds an invalid public key: {exc}") from None
     from .suites import PublicKey  # the union of key types we can verify
 
     if not isinstance(public_key, PublicKey):

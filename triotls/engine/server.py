@@ -2,8 +2,8 @@
 
 States: ExpectClientHello, then (after a HelloRetryRequest)
 ExpectSecondClientHello; the server flight goes out in one piece; then
-ExpectClientCertificate / ExpectClientCertificateVerify when a client
-certificate was requested, ExpectClientFinished, then ServerTraffic.
+ExpectClientFinished, then ServerTraffic. (Requesting client certificates
+is not implemented yet.)
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class ServerConnection(Connection):
 
     Args:
         config: the server settings.
+        key_log: receives secrets for debugging; defaults to ``config.key_log``.
     """
 
     is_client = False

@@ -37,7 +37,9 @@ class Negotiated:
         signature_scheme: the scheme the server (or, server side, the client)
             signed the handshake with, if any.
         alpn_protocol: the ALPN protocol, or None.
-        server_name: the SNI host name the client asked for, or None.
+        server_name: server side, the SNI host name the client sent (or None);
+            client side, the ``server_hostname`` it connected to, which is
+            not sent as SNI when it is an IP address.
         peer_certificates: the chain the peer sent, leaf first (empty if none).
         verified_chain: the validated path to a trusted root, or None when the
             peer was not verified.
