@@ -17,7 +17,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 
 # What `lint` checks; paths that do not exist (yet) are left out.
-LINT_PATHS = ("triotls", "tests", "noxfile.py", "bench", "docs/conf.py")
+LINT_PATHS = ("triotls", "tests", "noxfile.py", "bench", "docs/conf.py", "docs/examples")
 
 
 @nox.session
