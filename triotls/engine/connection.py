@@ -4,8 +4,10 @@ Theory of operation. ``receive_data`` feeds the :class:`RecordReader`, then
 handles complete records one by one: handshake records go through the
 :class:`HandshakeBuffer` to the current :class:`State`; alerts end or close
 the connection; application data becomes events. Everything a handler wants
-to write is queued in ``_out`` in order, already framed and sealed, so
-``data_to_send`` never has to think. Errors are caught at the public
+to write is queued in order: handshake messages collect in
+``_pending_handshake`` until anything else is written or the write key
+changes, then are sealed together into ``_out``, so a flight takes as few
+records as fit. Errors are caught at the public
 boundary only: a :class:`LocalAlert` queues its alert (sealed if a key is
 installed), the connection latches the error, and every later call raises
 it again. A non-TLSError exception is a bug and becomes InternalError.
@@ -59,6 +61,11 @@ class Connection:
         self._writer = RecordWriter()
         self._handshake = HandshakeBuffer(max_handshake_message_size)
         self._out = bytearray()
+        # Handshake messages queued under the current write key but not sealed
+        # yet: consecutive messages share records (RFC 8446 §5.1 allows it),
+        # so a server flight is one record, not one per message.
+        self._pending_handshake = bytearray()
+        self._pending_version = 0x0303
         self._events: list[Event] = []
         self._state: State = _Idle()
         self._error: TLSError | None = None
@@ -102,7 +109,7 @@ class Connection:
     @property
     def has_data_to_send(self) -> bool:
         """Whether ``data_to_send()`` would return bytes."""
-        return bool(self._out)
+        return bool(self._out or self._pending_handshake)
 
     @property
     def error(self) -> TLSError | None:
@@ -111,6 +118,7 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Return and clear the bytes that must be written to the transport."""
+        self._seal_pending_handshake()
         if not self._out:
             return b""
         out = bytes(self._out)
@@ -153,6 +161,9 @@ class Connection:
             raise UsageError("keying material can only be exported after the handshake")
         if not 0 < length <= 255 * self._schedule.hash_len:
             raise ValueError(f"export length must be 1..{255 * self._schedule.hash_len}")
+        if len(label) > 249:
+            # RFC 8446 §7.1: HkdfLabel.label is "tls13 " + label, <7..255> bytes.
+            raise ValueError(f"exporter label is {len(label)} bytes; at most 249 fit")
         return self._schedule.export(label, context, length)
 
     def take_unprocessed(self) -> bytes:
@@ -286,6 +297,7 @@ class Connection:
             raise UsageError("cannot send application data after close()")
         if self._writer.wants_key_update:
             self._key_update(False)
+        self._seal_pending_handshake()
         self._out += self._writer.seal(ContentType.APPLICATION_DATA, data)
 
     def _key_update(self, request_peer: bool) -> None:
@@ -304,16 +316,29 @@ class Connection:
         self._rotate_write_key()
 
     def _send_alert(self, description: int, level: int) -> None:
+        self._seal_pending_handshake()
         self._out += self._writer.seal(ContentType.ALERT, bytes([level, description]))
 
     # --- what handshake states call ---------------------------------------------
 
     def queue_handshake(self, raw: bytes, *, legacy_version: int = 0x0303) -> None:
         """Queue a framed handshake message under the current write protection."""
-        self._out += self._writer.seal(ContentType.HANDSHAKE, raw, legacy_version)
+        if self._pending_handshake and legacy_version != self._pending_version:
+            self._seal_pending_handshake()
+        self._pending_handshake += raw
+        self._pending_version = legacy_version
+
+    def _seal_pending_handshake(self) -> None:
+        """Seal the queued handshake messages into as few records as fit."""
+        if self._pending_handshake:
+            self._out += self._writer.seal(
+                ContentType.HANDSHAKE, bytes(self._pending_handshake), self._pending_version
+            )
+            self._pending_handshake.clear()
 
     def queue_change_cipher_spec(self) -> None:
         """Queue the middlebox-compatibility CCS (RFC 8446 appendix D.4)."""
+        self._seal_pending_handshake()
         self._out += b"\x14\x03\x03\x00\x01\x01"
 
     def allow_change_cipher_spec(self, allowed: bool) -> None:
@@ -335,6 +360,7 @@ class Connection:
     def install_write_key(self, secret: Secret) -> None:
         """Encrypt records from now on with ``secret``."""
         assert self._suite is not None  # set_suite runs before any key is installed
+        self._seal_pending_handshake()  # what was queued goes out under the old key
         self._writer.set_key(self._suite, secret)
         self._write_secret = secret
 

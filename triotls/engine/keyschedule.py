@@ -19,9 +19,11 @@ __all__ = [
     "Secret",
     "derive_secret",
     "finished_verify_data",
+    "hkdf_expand",
     "hkdf_expand_label",
     "hkdf_extract",
     "next_traffic_secret",
+    "resumption_psk",
     "traffic_key_and_iv",
 ]
 
