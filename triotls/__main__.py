@@ -203,10 +203,12 @@ async def _server(args: argparse.Namespace) -> None:
             await stream.aclose()
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(
+        listeners = await nursery.start(
             functools.partial(serve_tls_over_tcp, host=args.host), handler, args.port, config
         )
-        print(f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        # The bound port, so that --port 0 (any free port) is usable.
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        print(f"listening on {args.host}:{port}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

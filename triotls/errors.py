@@ -50,7 +50,16 @@ __all__ = [
 
 
 class TLSError(Exception):
-    """Base class of every error triotls raises."""
+    """Base class of every error triotls raises.
+
+    Attributes:
+        events: when raised by ``receive_data``, the events that the same
+            call produced before the failure (for example application data
+            that arrived just before a fatal alert), so nothing authentic is
+            lost. Empty otherwise.
+    """
+
+    events: tuple[object, ...] = ()
 
 
 class UsageError(TLSError, RuntimeError):

@@ -7,7 +7,12 @@ transport operation. Three inner locks keep the transport sane:
 * ``_send_lock`` (FIFO) serialises transport writes. Outgoing bytes stay in the
   engine until the lock is held, so a cancellation while waiting for it loses
   nothing; only a cancellation *during* ``transport.send_all`` (a partial
-  write) breaks the stream.
+  write) breaks the stream. The holder writes everything queued before it
+  lets go, including bytes the receive path queued meanwhile (a KeyUpdate
+  answer), so the receive path never waits for the lock: it writes its bytes
+  itself only when the lock is free. Waiting would deadlock a full-duplex
+  connection: each side's reader stuck behind its own writer, each writer
+  waiting for the other side's reader.
 * ``_receive_lock`` serialises transport reads. A cancelled
   ``transport.receive_some`` consumed nothing, so the stream stays usable.
 * ``_handshake_lock`` lets one task drive the handshake while the others wait.
@@ -27,6 +32,7 @@ import enum
 import logging
 import math
 import os
+from collections.abc import Sequence
 from typing import Final, TypeVar, final
 
 import trio
@@ -185,6 +191,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._started = False
         self._deadline: float | None = None
         self._incoming = bytearray()
+        self._drain_before_error = False
         self._close_reason: CloseReason | None = None
         self._sent_eof = False
         self._handshake_started_at: float | None = None
@@ -283,21 +290,29 @@ class TLSStream(trio.abc.HalfCloseableStream):
     async def _flush(self) -> None:
         """Write whatever the engine queued; a cancelled write breaks the stream."""
         async with self._send_lock:
-            data = self._conn.data_to_send()
-            if not data:
-                return
-            try:
-                await self.transport_stream.send_all(data)
-            except trio.Cancelled as exc:
-                # Part of a record may be on the wire: nothing can follow it.
-                self._break(
-                    trio.BrokenResourceError("a write to the transport was cancelled midway")
-                )
-                if self._error is not None:
-                    self._error.__cause__ = exc
-                raise
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise self._transport_failed(exc) from exc
+            # Loop: bytes queued while we write (by the receive path) are ours too.
+            while data := self._conn.data_to_send():
+                try:
+                    await self.transport_stream.send_all(data)
+                except trio.Cancelled as exc:
+                    # Part of a record may be on the wire: nothing can follow it.
+                    self._break(
+                        trio.BrokenResourceError("a write to the transport was cancelled midway")
+                    )
+                    if self._error is not None:
+                        self._error.__cause__ = exc
+                    raise
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    raise self._transport_failed(exc) from exc
+
+    async def _flush_unless_sending(self) -> None:
+        """Write what the receive path queued, unless a writer holds the lock.
+
+        That writer sends it before letting go (see ``_flush``); waiting for
+        it instead could deadlock (see the module docstring).
+        """
+        if self._conn.has_data_to_send and not self._send_lock.locked():
+            await self._flush()
 
     async def _flush_alert(self) -> None:
         """Best effort: send a queued fatal alert, shielded and bounded."""
@@ -325,7 +340,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
             error = self._feed(data)
         if error is not None:
             raise await self._fail(error)
-        await self._flush()
+        await self._flush_unless_sending()
 
     def _feed(self, data: bytes | bytearray) -> TLSError | None:
         conn = self._conn
@@ -338,14 +353,28 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._close_reason = CloseReason.RAGGED_EOF
             return None
         try:
-            for event in conn.receive_data(bytes(data)):
-                if isinstance(event, events.ApplicationData):
-                    self._incoming += event.data
-                elif isinstance(event, events.CloseNotify):
-                    self._close_reason = CloseReason.CLOSE_NOTIFY
+            produced = conn.receive_data(bytes(data))
         except TLSError as exc:
+            # Keep what arrived before the failure (data before a fatal alert):
+            # receive_some returns it before raising.
+            self._handle_events(exc.events)
             return exc
+        self._handle_events(produced)
         return None
+
+    def _handle_events(self, produced: Sequence[object]) -> None:
+        for event in produced:
+            if isinstance(event, events.ApplicationData):
+                self._incoming += event.data
+            elif isinstance(event, events.CloseNotify):
+                self._close_reason = CloseReason.CLOSE_NOTIFY
+            elif (
+                isinstance(event, events.HandshakeComplete)
+                and self._handshake_started_at is not None
+            ):
+                # Measured here: a cancelled flush of our last flight must not
+                # leave it unset.
+                self._handshake_seconds = trio.current_time() - self._handshake_started_at
 
     # --- handshake ------------------------------------------------------------
 
@@ -374,8 +403,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
             # Bytes queued by an earlier, interrupted call (our Finished, a
             # KeyUpdate answer) go out now, outside the handshake deadline:
             # that deadline ended with the handshake.
-            if self._conn.has_data_to_send:
-                await self._flush()
+            await self._flush_unless_sending()
             return
         async with self._handshake_lock:
             self._check_usable()
@@ -411,8 +439,6 @@ class TLSStream(trio.abc.HalfCloseableStream):
             )
             self._break(err)
             raise err
-        if self._handshake_seconds is None and self._handshake_started_at is not None:
-            self._handshake_seconds = trio.current_time() - self._handshake_started_at
 
     # --- the Stream interface --------------------------------------------------
 
@@ -456,7 +482,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 without close_notify and ``https_compatible`` is off.
 
         KeyUpdate and NewSessionTicket messages are handled here. A
-        cancellation while waiting for the peer loses nothing.
+        cancellation while waiting for the peer loses nothing. Data that
+        arrived before a fatal error (a peer's alert right after its last
+        data) is returned first; the following call raises the error.
         """
         if max_bytes is not None:
             if not isinstance(max_bytes, int):
@@ -465,10 +493,21 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 raise ValueError("max_bytes must be >= 1")
         with self._outer_receive:
             await trio.lowlevel.checkpoint_if_cancelled()
-            self._check_usable()
-            await self._ensure_handshake()
+            # Data that arrived just before a receive-side failure is delivered
+            # first; any other broken state raises at once.
+            if not (self._incoming and self._drain_before_error):
+                self._check_usable()
+                await self._ensure_handshake()
             while not self._incoming and self._close_reason is None:
-                await self._receive_step()
+                try:
+                    await self._receive_step()
+                except trio.BrokenResourceError:
+                    if not self._incoming:
+                        raise
+                    # Authentic data came just before the failure: hand it out;
+                    # the next call raises the error (the stream is broken).
+                    self._drain_before_error = True
+                    break
             incoming = self._incoming
             if not incoming:
                 await trio.lowlevel.cancel_shielded_checkpoint()

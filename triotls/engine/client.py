@@ -9,6 +9,7 @@ ExpectCertificateVerify, ExpectFinished, then ClientTraffic.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
@@ -82,6 +83,11 @@ __all__ = ["ClientConnection"]
 # negotiates TLS 1.2 or below; seeing them while offering 1.3 is a downgrade.
 _DOWNGRADE_TLS12: Final = b"DOWNGRD\x01"
 _DOWNGRADE_TLS11: Final = b"DOWNGRD\x00"
+# A DNS host name (RFC 1123 §2.1): labels of 1-63 letters, digits or inner
+# hyphens, 253 characters at most, ASCII only, no trailing dot.
+_DNS_NAME: Final = re.compile(
+    r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\Z"
+)
 SERVER_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00"
 CLIENT_SIGNATURE_CONTEXT: Final = b" " * 64 + b"TLS 1.3, client CertificateVerify\x00"
 
@@ -114,6 +120,18 @@ class ClientConnection(Connection):
                 "server_hostname is required to check the server's certificate; "
                 "pass check_hostname=False in the config to skip the name check"
             )
+        if server_hostname is not None and not _is_ip_literal(server_hostname):
+            # Refuse here what SNI (RFC 6066 §3: ASCII, no trailing dot) or the
+            # name check cannot use, instead of failing mid-handshake. The name
+            # check refuses "_"; a name that is only sent as SNI may have one.
+            checked = config.verify_peer and config.check_hostname
+            name = server_hostname if checked else server_hostname.replace("_", "a")
+            if not _DNS_NAME.fullmatch(name):
+                raise ValueError(
+                    f"server_hostname {server_hostname!r} is neither an IP address nor a valid "
+                    "DNS name; write international names in IDNA A-label form "
+                    "('xn--caf-dma.example' for 'café.example'), without a trailing dot"
+                )
         self._started = False
 
     def start_handshake(self) -> None:
@@ -250,7 +268,10 @@ class ExpectServerHello(State):
             )
         if sh.legacy_compression_method != 0:
             raise IllegalParameter("ServerHello legacy_compression_method is not 0")
-        _check_offered(sh.extensions, ch.extensions, "ServerHello")
+        # RFC 8446 §4.1.4: a HelloRetryRequest may carry a cookie unasked.
+        unasked = {ExtensionType.COOKIE} if sh.is_hello_retry_request else set()
+        answered = {t: d for t, d in sh.extensions.items() if t not in unasked}
+        _check_offered(answered, ch.extensions, "ServerHello")
         suite = CIPHER_SUITES[sh.cipher_suite]
         if sh.is_hello_retry_request:
             return self._hello_retry(sh, msg, suite, conn)
@@ -438,7 +459,7 @@ def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certifica
             )
         try:
             chain.append(x509.load_der_x509_certificate(entry.cert_data))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise BadCertificate(
                 f"{who} certificate {index} is not valid DER X.509: {exc}"
             ) from None

@@ -133,9 +133,16 @@ class Connection:
 
         Raises:
             TLSError: a subclass saying what went wrong; the matching alert is
-                queued in ``data_to_send()`` and the connection is dead.
+                queued in ``data_to_send()`` and the connection is dead. Its
+                ``events`` holds what this call produced before the failure.
         """
-        self._guard(self._receive, data)
+        try:
+            self._guard(self._receive, data)
+        except TLSError as exc:
+            if self._events:
+                exc.events = tuple(self._events)
+                self._events = []
+            raise
         events = self._events
         self._events = []
         return events
