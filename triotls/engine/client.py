@@ -478,7 +478,7 @@ def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> S
         name = hs.server_name if hs.config.check_hostname else None
         verified = verify_chain(
             chain,
-            hs.config.trust_store.store,
+            hs.config.trust_store,
             purpose="server",
             server_name=name,
             now=hs.config.clock.now(),
