@@ -37,7 +37,7 @@ EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
         "server received b'GET / HTTP/1.1\\r\\n\\r\\n'",
         "client received b'HTTP/1.1 200 OK\\r\\n\\r\\n'",
         "server got [KeyUpdated(update_requested=True)]",
-        "client got [KeyUpdated(update_requested=False)]",
+        "client got [KeyUpdated(update_requested=False), ApplicationData(data=b'with new keys')]",
         "both sides exported",
         "server got [CloseNotify()]",
         "client got [ApplicationData(data=b'the server can still send')]",

@@ -62,6 +62,8 @@ def update_keys_and_export(client: ClientConnection, server: ServerConnection) -
     """KeyUpdate both ways, then derive the same exporter secret on both sides."""
     client.key_update(request_peer=True)  # new client keys; ask the server for new ones
     print(f"server got {transfer(client, server)}")
+    # The server's answer goes out just before its next application data.
+    server.send_application_data(b"with new keys")
     print(f"client got {transfer(server, client)}")
     label = b"EXPORTER-docs-example"  # RFC 8446 §7.5
     exported = client.export_keying_material(label, b"", 32)

@@ -302,7 +302,7 @@ class Connection:
             raise UsageError("application data can only be sent after the handshake completed")
         if self._closed:
             raise UsageError("cannot send application data after close()")
-        if self._writer.wants_key_update:
+        if self._key_update_pending or self._writer.wants_key_update:
             self._key_update(False)
         self._seal_pending_handshake()
         self._out += self._writer.seal(ContentType.APPLICATION_DATA, data)
@@ -321,6 +321,7 @@ class Connection:
             frame(HandshakeType.KEY_UPDATE, KeyUpdate(request_update=request).encode())
         )
         self._rotate_write_key()
+        self._key_update_pending = False  # any KeyUpdate of ours answers the peer's
 
     def _send_alert(self, description: int, level: int) -> None:
         self._seal_pending_handshake()
@@ -397,13 +398,11 @@ class Connection:
         self.install_read_key(self._read_secret, "KeyUpdate")
         requested = update.request_update == KeyUpdateRequest.UPDATE_REQUESTED
         if requested and not self._closed:
-            self.queue_handshake(
-                frame(
-                    HandshakeType.KEY_UPDATE,
-                    KeyUpdate(request_update=KeyUpdateRequest.UPDATE_NOT_REQUESTED).encode(),
-                )
-            )
-            self._rotate_write_key()
+            # RFC 8446 §4.6.3: our answer is due "prior to sending [our] next
+            # Application Data record", so it waits for that: receiving never
+            # has to write (a send-only peer that never reads cannot stall
+            # us), and a burst of requests costs one answer.
+            self._key_update_pending = True
         self._events.append(KeyUpdated(update_requested=requested))
 
     def _rotate_write_key(self) -> None:
