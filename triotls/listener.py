@@ -99,6 +99,18 @@ async def open_tls_over_tcp_listeners(
     return [TLSListener(listener, config) for listener in tcp_listeners]
 
 
+def _peer_name(stream: TLSStream) -> str:
+    """The peer's address for logs, when the transport is a socket."""
+    transport = stream.transport_stream
+    if isinstance(transport, trio.SocketStream):
+        try:
+            host, port, *_ = transport.socket.getpeername()
+        except (OSError, ValueError):
+            return "a peer that already left"
+        return f"{host}:{port}"
+    return "the peer"
+
+
 async def serve_tls_over_tcp(
     handler: Callable[[TLSStream], Awaitable[object]],
     port: int,
@@ -122,7 +134,7 @@ async def serve_tls_over_tcp(
         try:
             await stream.do_handshake()
         except (TLSError, trio.BrokenResourceError) as exc:
-            log.info("TLS handshake failed: %s", exc)
+            log.info("TLS handshake failed: %s (peer %s)", exc, _peer_name(stream))
             await trio.aclose_forcefully(stream)
             return
         await handler(stream)

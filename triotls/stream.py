@@ -8,11 +8,13 @@ transport operation. Three inner locks keep the transport sane:
   engine until the lock is held, so a cancellation while waiting for it loses
   nothing; only a cancellation *during* ``transport.send_all`` (a partial
   write) breaks the stream. The holder writes everything queued before it
-  lets go, including bytes the receive path queued meanwhile (a KeyUpdate
-  answer), so the receive path never waits for the lock: it writes its bytes
-  itself only when the lock is free. Waiting would deadlock a full-duplex
-  connection: each side's reader stuck behind its own writer, each writer
-  waiting for the other side's reader.
+  lets go, including bytes the receive path queued meanwhile (the rest of a
+  handshake flight, say; the engine defers KeyUpdate answers to our next
+  application data, so after the handshake the receive path queues only a
+  fatal alert), so the receive path never waits for the lock: it writes its
+  bytes itself only when the lock is free. Waiting would deadlock a
+  full-duplex connection: each side's reader stuck behind its own writer,
+  each writer waiting for the other side's reader.
 * ``_receive_lock`` serialises transport reads. A cancelled
   ``transport.receive_some`` consumed nothing, so the stream stays usable.
 * ``_handshake_lock`` lets one task drive the handshake while the others wait.
@@ -437,7 +439,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 f"the TLS handshake did not complete within {timeout} seconds "
                 "(config.handshake_timeout)"
             )
-            self._break(err)
+            # A write cut short by the deadline already broke the stream with
+            # a generic error; the timeout is the better explanation.
+            self._state = _Closed.BROKEN if self._state is _Closed.OPEN else self._state
+            if self._state is _Closed.BROKEN:
+                self._error = err
             raise err
 
     # --- the Stream interface --------------------------------------------------

@@ -23,3 +23,10 @@ def server_config(ca: trustme.CA) -> ServerConfig:
 @pytest.fixture(scope="session")
 def client_config(ca: trustme.CA) -> ClientConfig:
     return ClientConfig(trust=TrustStore.from_pem(ca.cert_pem.bytes()))
+
+
+@pytest.fixture(scope="session")
+def wrong_ca_client_config() -> ClientConfig:
+    """A client that trusts only an unrelated CA: the server's chain fails."""
+    other = trustme.CA(key_type=trustme.KeyType.ECDSA)
+    return ClientConfig(trust=TrustStore.from_pem(other.cert_pem.bytes()))

@@ -37,3 +37,20 @@ async def test_half_closeable_stream_conformance_over_memory_and_lockstep(
         return client, server
 
     await trio.testing.check_half_closeable_stream(memory_maker, lockstep_maker)
+
+
+async def test_half_closeable_stream_conformance_over_a_socket_pair(
+    client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    # Real kernel buffers: trio's full-duplex check (a megabyte each way, both
+    # at once) deadlocks a stream whose reader ever waits behind its writer.
+    async def socket_maker() -> tuple[TLSStream, TLSStream]:
+        client_socket, server_socket = trio.socket.socketpair()
+        return _pair(
+            (trio.SocketStream(client_socket), trio.SocketStream(server_socket)),
+            client_config,
+            server_config,
+        )
+
+    with trio.fail_after(30):
+        await trio.testing.check_half_closeable_stream(socket_maker, None)
