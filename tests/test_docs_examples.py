@@ -31,8 +31,9 @@ TIMEOUT: Final = 60.0
 # Lines (or fragments of lines) each example must print, in this order.
 EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
     "engine_pair.py": (
-        "round 1: client got [HandshakeComplete()]",
-        "round 2: server got [HandshakeComplete()]",
+        "round 1: client got ['HandshakeComplete', 'NewSessionTicketReceived', "
+        "'NewSessionTicketReceived']",
+        "round 2: server got ['HandshakeComplete']",
         "ALPN 'http/1.1', full handshake",
         "server received b'GET / HTTP/1.1\\r\\n\\r\\n'",
         "client received b'HTTP/1.1 200 OK\\r\\n\\r\\n'",

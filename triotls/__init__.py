@@ -13,6 +13,8 @@ from .config import CertifiedKey as CertifiedKey
 from .config import ClientConfig as ClientConfig
 from .config import KeyLogFile as KeyLogFile
 from .config import ServerConfig as ServerConfig
+from .config import SessionCache as SessionCache
+from .config import TicketKeys as TicketKeys
 from .config import TrustStore as TrustStore
 from .engine.enums import CipherSuite as CipherSuite
 from .engine.enums import NamedGroup as NamedGroup
@@ -103,10 +105,12 @@ __all__ = [
     "ProtocolVersionError",
     "RecordOverflow",
     "ServerConfig",
+    "SessionCache",
     "SignatureScheme",
     "TLSError",
     "TLSListener",
     "TLSStream",
+    "TicketKeys",
     "TruncationError",
     "TrustStore",
     "UnexpectedMessage",

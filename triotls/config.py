@@ -24,6 +24,7 @@ from cryptography.x509.oid import PublicKeyAlgorithmOID
 from .engine.connection import KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
 from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
+from .engine.tickets import SessionCache, TicketKeys
 
 __all__ = [
     "DEFAULT_CIPHER_SUITES",
@@ -37,8 +38,10 @@ __all__ = [
     "KeyLogFile",
     "Random",
     "ServerConfig",
+    "SessionCache",
     "SystemClock",
     "SystemRandom",
+    "TicketKeys",
     "TrustStore",
 ]
 
@@ -322,6 +325,8 @@ class ClientConfig:
         clock: wall clock for certificate validity.
         key_log: receives secrets for debugging (see :class:`KeyLogFile`);
             the trio layer also honours ``SSLKEYLOGFILE``.
+        session_cache: where tickets from servers are kept and offered again
+            (resumption); None disables resumption.
     """
 
     trust: TrustStore | None = None
@@ -341,6 +346,7 @@ class ClientConfig:
     random: Random = field(default_factory=SystemRandom)
     clock: Clock = field(default_factory=SystemClock)
     key_log: KeyLog | None = None
+    session_cache: SessionCache | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
@@ -399,6 +405,10 @@ class ServerConfig:
         random: randomness source.
         clock: wall clock.
         key_log: receives secrets for debugging (see :class:`KeyLogFile`).
+        ticket_keys: the keys session tickets are sealed with; share them
+            across servers to resume each other's sessions.
+        ticket_count: tickets sent after each full handshake (0: none).
+        ticket_lifetime: seconds a ticket may be used (at most 7 days).
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -413,6 +423,9 @@ class ServerConfig:
     random: Random = field(default_factory=SystemRandom)
     clock: Clock = field(default_factory=SystemClock)
     key_log: KeyLog | None = None
+    ticket_keys: TicketKeys = field(default_factory=TicketKeys)
+    ticket_count: int = 2
+    ticket_lifetime: int = 7200
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "certificates", tuple(self.certificates))
@@ -422,6 +435,11 @@ class ServerConfig:
         object.__setattr__(self, "signature_schemes", tuple(self.signature_schemes))
         if not self.certificates:
             raise ValueError("a ServerConfig needs at least one CertifiedKey")
+        if not 0 <= self.ticket_count <= 16:
+            raise ValueError("ticket_count must be between 0 and 16")
+        if not 1 <= self.ticket_lifetime <= 604_800:
+            # RFC 8446 §4.6.1: at most seven days.
+            raise ValueError("ticket_lifetime must be 1 to 604800 seconds (7 days)")
         _check_common(
             cipher_suites=self.cipher_suites,
             groups=self.groups,

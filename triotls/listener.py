@@ -79,12 +79,17 @@ async def open_tls_over_tcp_stream(
         happy_eyeballs_delay: as for :func:`trio.open_tcp_stream`.
 
     Like trio's ``open_ssl_over_tcp_stream``, the handshake happens on first
-    use; call ``await stream.do_handshake()`` to do it eagerly.
+    use; call ``await stream.do_handshake()`` to do it eagerly. With
+    ``config.session_cache``, a ticket from an earlier connection to the same
+    host, port and ALPN list is offered, and new tickets are kept.
     """
     tcp = await trio.open_tcp_stream(host, port, happy_eyeballs_delay=happy_eyeballs_delay)
     if server_hostname is None:
         server_hostname = host.decode() if isinstance(host, bytes) else host
-    return TLSStream(tcp, config, server_hostname=server_hostname)
+    host_text = host.decode() if isinstance(host, bytes) else host
+    return TLSStream(
+        tcp, config, server_hostname=server_hostname, session_key=f"{host_text}:{port}"
+    )
 
 
 async def open_tls_over_tcp_listeners(

@@ -153,6 +153,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
             check uses.
         server_side: True for the server end; ``config`` must then be a
             ServerConfig.
+        session_key: where tickets for this server are kept in
+            ``config.session_cache`` (with the ALPN list); defaults to
+            ``server_hostname``. ``open_tls_over_tcp_stream`` uses
+            ``"host:port"``.
 
     The handshake happens on the first ``send_all``/``receive_some``, or
     explicitly with :meth:`do_handshake`.
@@ -165,6 +169,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         *,
         server_hostname: str | None = None,
         server_side: bool = False,
+        session_key: str | None = None,
     ) -> None:
         self.transport_stream = transport_stream
         self.config = config
@@ -181,6 +186,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
             )
         self._conn = conn
         self._server_side = server_side
+        self._session_key: tuple[str | None, tuple[str, ...]] | None = None
+        if isinstance(config, ClientConfig) and config.session_cache is not None:
+            self._session_key = (session_key or server_hostname, config.alpn_protocols)
         self._send_lock = trio.StrictFIFOLock()
         self._receive_lock = trio.Lock()
         self._handshake_lock = trio.Lock()
@@ -370,6 +378,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 self._incoming += event.data
             elif isinstance(event, events.CloseNotify):
                 self._close_reason = CloseReason.CLOSE_NOTIFY
+            elif isinstance(event, events.NewSessionTicketReceived):
+                self._remember_session(event)
             elif (
                 isinstance(event, events.HandshakeComplete)
                 and self._handshake_started_at is not None
@@ -377,6 +387,27 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 # Measured here: a cancelled flush of our last flight must not
                 # leave it unset.
                 self._handshake_seconds = trio.current_time() - self._handshake_started_at
+
+    def _offer_cached_session(self) -> None:
+        conn = self._conn
+        config = self.config
+        if (
+            self._session_key is not None
+            and isinstance(conn, ClientConnection)
+            and isinstance(config, ClientConfig)
+            and config.session_cache is not None
+        ):
+            conn.session = config.session_cache.take(self._session_key, config.clock.now())
+
+    def _remember_session(self, event: events.NewSessionTicketReceived) -> None:
+        config = self.config
+        if (
+            self._session_key is not None
+            and event.session is not None
+            and isinstance(config, ClientConfig)
+            and config.session_cache is not None
+        ):
+            config.session_cache.store(self._session_key, event.session)
 
     # --- handshake ------------------------------------------------------------
 
@@ -422,6 +453,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._handshake_started_at = now
             timeout = self.config.handshake_timeout
             self._deadline = math.inf if timeout is None else now + timeout
+            self._offer_cached_session()
             conn.start_handshake()
         assert self._deadline is not None  # set when the handshake started
         with trio.CancelScope(deadline=self._deadline) as scope:

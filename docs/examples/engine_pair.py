@@ -27,6 +27,11 @@ def make_configs() -> tuple[ClientConfig, ServerConfig]:
     return client_config, server_config
 
 
+def names(got: list[events.Event]) -> list[str]:
+    """Event class names (a ticket's session holds secrets not worth printing)."""
+    return [type(event).__name__ for event in got]
+
+
 def transfer(sender: Connection, receiver: Connection) -> list[events.Event]:
     """Move everything ``sender`` queued to ``receiver``; return the receiver's events."""
     wire = sender.data_to_send()
@@ -39,8 +44,8 @@ def handshake(client: ClientConnection, server: ServerConnection) -> None:
     """Pump bytes both ways until both sides report HandshakeComplete."""
     client.start_handshake()  # queues the ClientHello
     for flight in range(1, 5):  # a full handshake needs 3 flights; 4 is plenty
-        print(f"round {flight}: server got {transfer(client, server)}")
-        print(f"round {flight}: client got {transfer(server, client)}")
+        print(f"round {flight}: server got {names(transfer(client, server))}")
+        print(f"round {flight}: client got {names(transfer(server, client))}")
         if client.handshake_complete and server.handshake_complete:
             return
     raise RuntimeError("the handshake did not complete")

@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from tests.support.engine_pairs import DeterministicRandom, handshake, make_pair
 from triotls.engine import ClientConnection, Connection, HandshakeKind, ServerConnection
 from triotls.engine.enums import NamedGroup
-from triotls.engine.events import ApplicationData, CloseNotify, Event, HandshakeComplete, KeyUpdated
+from triotls.engine.events import (
+    ApplicationData,
+    CloseNotify,
+    Event,
+    HandshakeComplete,
+    KeyUpdated,
+    NewSessionTicketReceived,
+)
 
 EXAMPLES = settings(max_examples=60, deadline=None)
 SCENARIOS = ["full", "hello-retry"]
@@ -112,6 +119,9 @@ def test_recorded_streams_replay_to_the_expected_events(scenario: str) -> None:
     to_server, to_client = _transcript(scenario)
     assert _reference(_fresh_client, scenario, to_client) == [
         HandshakeComplete(),
+        # The server's two tickets (ServerConfig.ticket_count) come with its flight.
+        NewSessionTicketReceived(lifetime=7200),
+        NewSessionTicketReceived(lifetime=7200),
         ApplicationData(b"welcome"),
         KeyUpdated(update_requested=False),
         ApplicationData(bytes(range(256)) * 40),

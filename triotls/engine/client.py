@@ -8,9 +8,10 @@ ExpectCertificateVerify, ExpectFinished, then ClientTraffic.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
@@ -33,18 +34,22 @@ from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, Signat
 from .events import NewSessionTicketReceived
 from .extensions import (
     KeyShareEntry,
+    OfferedPsks,
+    PskIdentity,
     decode_alpn,
     decode_cookie,
     decode_key_share_sh,
     decode_record_size_limit,
     decode_u16,
+    decode_u32,
     encode_alpn,
     encode_cookie,
     encode_key_share_ch,
+    encode_pre_shared_key_ch,
     encode_server_name,
     encode_u16_list,
 )
-from .keyschedule import KeySchedule, Secret, finished_verify_data
+from .keyschedule import KeySchedule, Secret, finished_verify_data, resumption_psk
 from .messages import (
     Certificate,
     CertificateRequest,
@@ -69,13 +74,14 @@ from .suites import (
     start_key_exchange,
     verify_signature,
 )
+from .tickets import ClientSession
 from .transcript import Transcript
 from .verify import verify_chain
 
 if TYPE_CHECKING:
     # Annotations only: triotls.config imports triotls.engine (enums, suites),
     # so a runtime import here would be circular when config loads first.
-    from ..config import ClientConfig
+    from ..config import ClientConfig, Clock
 
 __all__ = ["ClientConnection"]
 
@@ -101,6 +107,8 @@ class ClientConnection(Connection):
         server_hostname: the name to send with SNI and to check the
             certificate against (a DNS name or an IP address literal).
         key_log: receives secrets for debugging; defaults to ``config.key_log``.
+        session: a ticket from an earlier connection to offer for resumption;
+            if the server refuses it, the handshake goes on as a full one.
     """
 
     is_client = True
@@ -111,10 +119,12 @@ class ClientConnection(Connection):
         *,
         server_hostname: str | None = None,
         key_log: KeyLog | None = None,
+        session: ClientSession | None = None,
     ) -> None:
         super().__init__(config.max_handshake_message_size, key_log or config.key_log)
         self.config = config
         self.server_hostname = server_hostname
+        self.session = session
         if config.verify_peer and config.check_hostname and server_hostname is None:
             raise ValueError(
                 "server_hostname is required to check the server's certificate; "
@@ -139,7 +149,9 @@ class ClientConnection(Connection):
         if self._started:
             raise UsageError("start_handshake() was already called")
         self._started = True
-        hs = _ClientHandshake(config=self.config, server_name=self.server_hostname)
+        hs = _ClientHandshake(
+            config=self.config, server_name=self.server_hostname, session=self.session
+        )
         hs.client_hello = _build_client_hello(hs)
         raw = frame(HandshakeType.CLIENT_HELLO, hs.client_hello.encode())
         hs.transcript.add(raw)
@@ -156,6 +168,9 @@ class _ClientHandshake:
 
     config: ClientConfig
     server_name: str | None
+    session: ClientSession | None = None
+    psk_schedule: KeySchedule | None = None
+    resumed: bool = False
     transcript: Transcript = field(default_factory=Transcript)
     client_hello: ClientHello | None = None
     key_exchanges: dict[int, KeyExchange] = field(default_factory=dict)
@@ -207,12 +222,57 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
         [KeyShareEntry(group=g, key_exchange=kx.share()) for g, kx in hs.key_exchanges.items()]
     )
-    return ClientHello(
+    hello = ClientHello(
         random=random,
         legacy_session_id=session_id,
         cipher_suites=tuple(cfg.cipher_suites),
         extensions=exts,
     )
+    return _offer_psk(hs, hello)
+
+
+def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
+    """Add (or refresh, or drop) the resumption offer: pre_shared_key, last.
+
+    The binder is an HMAC over the ClientHello up to the binders themselves
+    (RFC 8446 §4.2.11.2), so the hello is encoded once with a placeholder of
+    the right length, hashed up to the binders, then completed.
+    """
+    exts = dict(hello.extensions)
+    exts.pop(ExtensionType.PRE_SHARED_KEY, None)
+    session = hs.session
+    suite = CIPHER_SUITES.get(session.cipher_suite) if session is not None else None
+    now = hs.config.clock.now()
+    usable = (
+        session is not None
+        and suite is not None
+        and session.cipher_suite in hs.config.cipher_suites
+        and session.is_usable_at(now)
+        # After a HelloRetryRequest the PSK must still fit the suite's hash.
+        and (
+            hs.hello_retry is None
+            or CIPHER_SUITES[hs.hello_retry.cipher_suite].hash_name == suite.hash_name
+        )
+    )
+    if not usable or session is None or suite is None:
+        hs.psk_schedule = None
+        return replace(hello, extensions=exts)
+    schedule = KeySchedule(suite.hash_name, session.psk)
+    hs.psk_schedule = schedule
+    identity = PskIdentity(
+        identity=session.ticket, obfuscated_ticket_age=session.obfuscated_age(now)
+    )
+    offer = OfferedPsks(identities=(identity,), binders=(bytes(suite.hash_len),))
+    exts[ExtensionType.PRE_SHARED_KEY] = encode_pre_shared_key_ch(offer)
+    raw = frame(HandshakeType.CLIENT_HELLO, replace(hello, extensions=exts).encode())
+    truncated = raw[: len(raw) - offer.binders_length]
+    if hs.hello_retry is None:
+        prefix_hash = hashlib.new(suite.hash_name, truncated).digest()
+    else:
+        prefix_hash = hs.transcript.digest_with(truncated)
+    binder = finished_verify_data(suite.hash_name, schedule.binder_key(), prefix_hash)
+    exts[ExtensionType.PRE_SHARED_KEY] = encode_pre_shared_key_ch(replace(offer, binders=(binder,)))
+    return replace(hello, extensions=exts)
 
 
 def _check_offered(exts: dict[int, bytes], offered: dict[int, bytes], where: str) -> None:
@@ -279,8 +339,7 @@ class ExpectServerHello(State):
             raise IllegalParameter(
                 "ServerHello selected a different cipher suite than the HelloRetryRequest"
             )
-        if ExtensionType.PRE_SHARED_KEY in sh.extensions:
-            raise IllegalParameter("ServerHello selected a PSK, but the client offered none")
+        schedule = self._accept_psk(sh, suite)
         share_data = sh.extensions.get(ExtensionType.KEY_SHARE)
         if share_data is None:
             raise MissingExtension("ServerHello has no key_share (no PSK was offered)")
@@ -297,7 +356,6 @@ class ExpectServerHello(State):
         hs.suite = suite
         hs.transcript.set_hash(suite.hash_name)
         hs.transcript.add(msg.raw)
-        schedule = KeySchedule(suite.hash_name)
         hs.schedule = schedule
         conn.set_suite(suite, schedule)
         hs.client_secret, hs.server_secret = schedule.handshake(
@@ -312,6 +370,23 @@ class ExpectServerHello(State):
         # raw, so it still goes out in the clear before our second flight.
         conn.install_write_key(hs.client_secret)
         return ExpectEncryptedExtensions(hs)
+
+    def _accept_psk(self, sh: ServerHello, suite: SuiteInfo) -> KeySchedule:
+        """The key schedule: resumed when the server took our PSK, else fresh."""
+        hs = self._hs
+        selected = sh.extensions.get(ExtensionType.PRE_SHARED_KEY)
+        if selected is None:
+            return KeySchedule(suite.hash_name)
+        if hs.psk_schedule is None:
+            raise IllegalParameter("ServerHello selected a PSK, but the client offered none")
+        index = decode_u16(selected, "selected_identity")
+        if index != 0:
+            raise IllegalParameter(f"ServerHello selected PSK {index}; the client offered one")
+        if hs.psk_schedule.hash_name != suite.hash_name:
+            # RFC 8446 §4.2.11: the suite must use the PSK's hash.
+            raise IllegalParameter("the server resumed with a cipher suite of another hash")
+        hs.resumed = True
+        return hs.psk_schedule
 
     def _hello_retry(
         self, hrr: ServerHello, msg: HandshakeMessage, suite: SuiteInfo, conn: Connection
@@ -359,6 +434,7 @@ class ExpectServerHello(State):
             cipher_suites=hs.client_hello.cipher_suites,
             extensions=exts,
         )
+        ch2 = _offer_psk(hs, ch2)
         hs.client_hello = ch2
         raw = frame(HandshakeType.CLIENT_HELLO, ch2.encode())
         hs.transcript.add(raw)
@@ -407,6 +483,9 @@ class ExpectEncryptedExtensions(State):
         if ExtensionType.EARLY_DATA in ee.extensions:
             raise IllegalParameter("server accepted early data that the client did not send")
         hs.transcript.add(msg.raw)
+        if hs.resumed:
+            # RFC 8446 §2.2: a PSK handshake authenticates with the PSK.
+            return ExpectFinished(hs)
         return ExpectCertificateOrCertificateRequest(hs)
 
 
@@ -578,7 +657,23 @@ class ExpectFinished(State):
         hs.transcript.add(raw)
         conn.queue_handshake(raw)
         conn.install_write_key(client_app)
-        hs.schedule.resumption_master_secret(hs.transcript.digest())
+        resumption_secret = hs.schedule.resumption_master_secret(hs.transcript.digest())
+        if hs.resumed and hs.session is not None:
+            # The PSK stands for the certificate verified in the first handshake.
+            hs.peer_chain = hs.session.peer_certificates
+            hs.verified_chain = hs.session.verified_chain
+        if hs.resumed:
+            kind = (
+                HandshakeKind.RESUMED
+                if hs.hello_retry is None
+                else HandshakeKind.RESUMED_WITH_HELLO_RETRY_REQUEST
+            )
+        else:
+            kind = (
+                HandshakeKind.FULL
+                if hs.hello_retry is None
+                else HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST
+            )
         conn.complete_handshake(
             Negotiated(
                 version=0x0304,
@@ -591,14 +686,20 @@ class ExpectFinished(State):
                 server_name=hs.server_name,
                 peer_certificates=hs.peer_chain,
                 verified_chain=hs.verified_chain,
-                handshake_kind=(
-                    HandshakeKind.FULL
-                    if hs.hello_retry is None
-                    else HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST
-                ),
+                handshake_kind=kind,
             )
         )
-        return ClientTraffic()
+        return ClientTraffic(
+            _TicketContext(
+                suite=hs.suite,
+                resumption_secret=resumption_secret,
+                alpn_protocol=hs.alpn_protocol,
+                server_name=hs.server_name,
+                peer_chain=hs.peer_chain,
+                verified_chain=hs.verified_chain,
+                clock=hs.config.clock,
+            )
+        )
 
 
 def _log_application_secrets(conn: Connection, hs: _ClientHandshake) -> None:
@@ -654,16 +755,50 @@ def _emit_client_certificate(hs: _ClientHandshake, conn: Connection) -> None:
     conn.queue_handshake(raw)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TicketContext:
+    """What turning a NewSessionTicket into a ClientSession needs."""
+
+    suite: SuiteInfo
+    resumption_secret: Secret
+    alpn_protocol: str | None
+    server_name: str | None
+    peer_chain: tuple[x509.Certificate, ...]
+    verified_chain: tuple[x509.Certificate, ...] | None
+    clock: Clock
+
+
 @final
 class ClientTraffic(State):
     """The handshake is done: tickets and key updates may still arrive."""
 
     expects: ClassVar = frozenset({HandshakeType.NEW_SESSION_TICKET, HandshakeType.KEY_UPDATE})
 
+    def __init__(self, tickets: _TicketContext) -> None:
+        self._tickets = tickets
+
     def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
         if msg.msg_type == HandshakeType.KEY_UPDATE:
             conn.receive_key_update(msg)
-        else:
-            ticket = NewSessionTicket.decode(msg.body)
-            conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime))
+            return self
+        ticket = NewSessionTicket.decode(msg.body)
+        ctx = self._tickets
+        max_early = 0
+        early = ticket.extensions.get(ExtensionType.EARLY_DATA)
+        if early is not None:
+            max_early = decode_u32(early, "max_early_data_size")
+        session = ClientSession(
+            ticket=ticket.ticket,
+            psk=resumption_psk(ctx.suite.hash_name, ctx.resumption_secret, ticket.ticket_nonce),
+            cipher_suite=ctx.suite.suite,
+            ticket_age_add=ticket.ticket_age_add,
+            lifetime=ticket.ticket_lifetime,
+            received_at=ctx.clock.now(),
+            alpn_protocol=ctx.alpn_protocol,
+            server_name=ctx.server_name,
+            peer_certificates=ctx.peer_chain,
+            verified_chain=ctx.verified_chain,
+            max_early_data_size=max_early,
+        )
+        conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime, session=session))
         return self

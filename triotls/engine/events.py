@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tickets import ClientSession
 
 __all__ = [
     "ApplicationData",
@@ -45,6 +49,10 @@ class KeyUpdated(Event):
 
 @dataclass(frozen=True, slots=True)
 class NewSessionTicketReceived(Event):
-    """The server sent a session ticket (kept for resumption once supported)."""
+    """The server sent a session ticket; offer ``session`` to resume later.
+
+    (TLSStream stores it in ``config.session_cache`` by itself.)
+    """
 
     lifetime: int
+    session: ClientSession | None = field(default=None, compare=False)

@@ -176,6 +176,14 @@ def decode_u16(data: bytes, what: str) -> int:
     return value
 
 
+def decode_u32(data: bytes, what: str) -> int:
+    """A single uint32 extension body (early_data's max_early_data_size)."""
+    r = Reader(data, what)
+    value = r.u32(what)
+    r.expect_end()
+    return value
+
+
 def encode_u16(value: int) -> bytes:
     """A single uint16 extension body."""
     return value.to_bytes(2, "big")

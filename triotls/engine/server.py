@@ -22,11 +22,20 @@ from ..errors import (
     ProtocolVersionError,
 )
 from .connection import Connection, KeyLog, constant_time_equal
-from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
+from .enums import (
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    PskKeyExchangeMode,
+    SignatureScheme,
+)
 from .extensions import (
     KeyShareEntry,
     decode_alpn,
     decode_key_share_ch,
+    decode_pre_shared_key_ch,
+    decode_psk_modes,
     decode_record_size_limit,
     decode_server_name,
     decode_supported_versions_ch,
@@ -35,7 +44,7 @@ from .extensions import (
     encode_key_share_sh,
     encode_u16,
 )
-from .keyschedule import KeySchedule, Secret, finished_verify_data
+from .keyschedule import KeySchedule, Secret, finished_verify_data, resumption_psk
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
@@ -45,6 +54,7 @@ from .messages import (
     EncryptedExtensions,
     Finished,
     HandshakeMessage,
+    NewSessionTicket,
     ServerHello,
     frame,
 )
@@ -59,6 +69,7 @@ from .suites import (
     server_key_exchange,
     sign,
 )
+from .tickets import SessionState
 from .transcript import Transcript
 
 if TYPE_CHECKING:
@@ -109,6 +120,7 @@ class _ServerHandshake:
     alpn_protocol: str | None = None
     server_name: str | None = None
     sent_ccs: bool = False
+    resumed: bool = False
     peer_chain: tuple[x509.Certificate, ...] = ()
 
     def random_bytes(self, n: int) -> bytes:
@@ -146,8 +158,9 @@ class ExpectClientHello(State):
         if choice.share is None:
             return _send_hello_retry_request(hs, ch, msg, choice, conn)
         hs.transcript.set_hash(choice.suite.hash_name)
+        resumption = _accept_psk(hs, ch, msg.raw, choice.suite)
         hs.transcript.add(msg.raw)
-        return _send_server_flight(hs, ch, choice, conn)
+        return _send_server_flight(hs, ch, choice, conn, resumption)
 
 
 @final
@@ -184,8 +197,9 @@ class ExpectSecondClientHello(State):
             )
         hs.client_hello = ch
         _negotiate_extensions(hs, ch, conn)
+        resumption = _accept_psk(hs, ch, msg.raw, choice.suite)
         hs.transcript.add(msg.raw)
-        return _send_server_flight(hs, ch, choice, conn)
+        return _send_server_flight(hs, ch, choice, conn, resumption)
 
 
 def _check_client_hello(ch: ClientHello) -> None:
@@ -318,7 +332,11 @@ def _send_hello_retry_request(
 
 
 def _send_server_flight(
-    hs: _ServerHandshake, ch: ClientHello, choice: _Choice, conn: Connection
+    hs: _ServerHandshake,
+    ch: ClientHello,
+    choice: _Choice,
+    conn: Connection,
+    resumption: _Resumption | None,
 ) -> State:
     assert choice.share is not None  # callers retry when there is no share
     assert hs.certified is not None and hs.scheme is not None  # _negotiate_extensions
@@ -329,16 +347,20 @@ def _send_server_flight(
     )
     hs.suite = suite
     hs.group = choice.group
+    hs.resumed = resumption is not None
+    sh_exts: dict[int, bytes] = {
+        ExtensionType.KEY_SHARE: encode_key_share_sh(
+            KeyShareEntry(group=choice.group, key_exchange=our_share)
+        ),
+        ExtensionType.SUPPORTED_VERSIONS: encode_u16(0x0304),
+    }
+    if resumption is not None:
+        sh_exts[ExtensionType.PRE_SHARED_KEY] = encode_u16(resumption.index)
     sh = ServerHello(
         random=hs.random_bytes(32),
         legacy_session_id_echo=ch.legacy_session_id,
         cipher_suite=suite.suite,
-        extensions={
-            ExtensionType.KEY_SHARE: encode_key_share_sh(
-                KeyShareEntry(group=choice.group, key_exchange=our_share)
-            ),
-            ExtensionType.SUPPORTED_VERSIONS: encode_u16(0x0304),
-        },
+        extensions=sh_exts,
     )
     raw = frame(HandshakeType.SERVER_HELLO, sh.encode())
     hs.transcript.add(raw)
@@ -346,7 +368,7 @@ def _send_server_flight(
     if ch.legacy_session_id and not hs.sent_ccs:
         conn.queue_change_cipher_spec()
         hs.sent_ccs = True
-    schedule = KeySchedule(hash_name)
+    schedule = KeySchedule(hash_name) if resumption is None else resumption.schedule
     hs.schedule = schedule
     conn.set_suite(suite, schedule)
     client_hs, server_hs = schedule.handshake(shared_secret, hs.transcript.digest())
@@ -364,15 +386,19 @@ def _send_server_flight(
         EncryptedExtensions(extensions=ee_exts).encode(),
     )
 
-    certificate = Certificate(
-        certificate_list=tuple(CertificateEntry(cert_data=der) for der in hs.certified.chain_der)
-    )
-    _emit(hs, conn, HandshakeType.CERTIFICATE, certificate.encode())
-    signature = sign(
-        hs.certified.private_key, hs.scheme, SERVER_SIGNATURE_CONTEXT + hs.transcript.digest()
-    )
-    cv = CertificateVerify(algorithm=hs.scheme.scheme, signature=signature)
-    _emit(hs, conn, HandshakeType.CERTIFICATE_VERIFY, cv.encode())
+    if resumption is None:
+        # RFC 8446 §2.2: a resumed handshake authenticates with the PSK alone.
+        certificate = Certificate(
+            certificate_list=tuple(
+                CertificateEntry(cert_data=der) for der in hs.certified.chain_der
+            )
+        )
+        _emit(hs, conn, HandshakeType.CERTIFICATE, certificate.encode())
+        signature = sign(
+            hs.certified.private_key, hs.scheme, SERVER_SIGNATURE_CONTEXT + hs.transcript.digest()
+        )
+        cv = CertificateVerify(algorithm=hs.scheme.scheme, signature=signature)
+        _emit(hs, conn, HandshakeType.CERTIFICATE_VERIFY, cv.encode())
     verify_data = finished_verify_data(hash_name, server_hs, hs.transcript.digest())
     _emit(hs, conn, HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
     client_app, server_app = schedule.application(hs.transcript.digest())
@@ -383,7 +409,113 @@ def _send_server_flight(
     conn.log_secret("EXPORTER_SECRET", ch.random, exporter)
     hs.client_app_secret = client_app
     conn.install_write_key(server_app)
+    _issue_tickets(hs, ch, conn, client_hs)
     return ExpectClientFinished(hs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Resumption:
+    """A PSK the server accepted: which identity, and its key schedule."""
+
+    index: int
+    schedule: KeySchedule
+    state: SessionState
+
+
+#: Offered identities looked at; more would only cost decryptions.
+_MAX_PSK_IDENTITIES: Final = 4
+#: Allowed gap between the client's and our idea of a ticket's age.
+_TICKET_AGE_TOLERANCE: Final = 10.0
+
+
+def _accept_psk(
+    hs: _ServerHandshake, ch: ClientHello, raw: bytes, suite: SuiteInfo
+) -> _Resumption | None:
+    """Decide whether to resume (RFC 8446 §4.2.11); None means a full handshake.
+
+    Anything that makes a ticket unusable (unknown key, expired, another
+    server name, ALPN or hash) just means a full handshake; only a wrong
+    binder on the identity we would accept is fatal (decrypt_error).
+    """
+    offer_data = ch.extensions.get(ExtensionType.PRE_SHARED_KEY)
+    if offer_data is None:
+        return None
+    modes_data = ch.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
+    if modes_data is None:
+        raise MissingExtension("pre_shared_key offered without psk_key_exchange_modes")
+    offer = decode_pre_shared_key_ch(offer_data)
+    # Only psk_dhe_ke: every resumption makes a fresh (EC)DHE key exchange.
+    if PskKeyExchangeMode.PSK_DHE_KE not in decode_psk_modes(modes_data):
+        return None
+    now = hs.config.clock.now()
+    for index, identity in enumerate(offer.identities[:_MAX_PSK_IDENTITIES]):
+        state = hs.config.ticket_keys.open(identity.identity)
+        if state is None or state.cipher_suite not in CIPHER_SUITES:
+            continue
+        if CIPHER_SUITES[state.cipher_suite].hash_name != suite.hash_name:
+            continue
+        server_age = now - state.created_at
+        if not -_TICKET_AGE_TOLERANCE <= server_age <= state.lifetime:
+            continue
+        client_age = ((identity.obfuscated_ticket_age - state.ticket_age_add) % 2**32) / 1000
+        if abs(client_age - server_age) > _TICKET_AGE_TOLERANCE + state.lifetime * 0.01:
+            continue
+        if state.server_name != hs.server_name or state.alpn_protocol != hs.alpn_protocol:
+            continue
+        schedule = KeySchedule(suite.hash_name, state.psk)
+        truncated = raw[: len(raw) - offer.binders_length]
+        expected = finished_verify_data(
+            suite.hash_name, schedule.binder_key(), hs.transcript.digest_with(truncated)
+        )
+        if not constant_time_equal(expected, offer.binders[index]):
+            raise DecryptError("the PSK binder of the offered ticket does not verify")
+        return _Resumption(index=index, schedule=schedule, state=state)
+    return None
+
+
+def _issue_tickets(
+    hs: _ServerHandshake, ch: ClientHello, conn: Connection, client_hs: Secret
+) -> None:
+    """Send NewSessionTickets with our first flight (RFC 8446 §4.6.1).
+
+    Sent now, not after the client's Finished, so a protocol where only the
+    client talks never needs the server to write later (trio issue #819);
+    the client's Finished is fully determined by the transcript, so the
+    resumption secret can be computed ahead of it, as OpenSSL does.
+    """
+    cfg = hs.config
+    modes = ch.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
+    if not cfg.ticket_count or modes is None:
+        return
+    if PskKeyExchangeMode.PSK_DHE_KE not in decode_psk_modes(modes):
+        return
+    assert hs.suite is not None and hs.schedule is not None  # set in the flight
+    hash_name = hs.suite.hash_name
+    client_finished = frame(
+        HandshakeType.FINISHED,
+        finished_verify_data(hash_name, client_hs, hs.transcript.digest()),
+    )
+    secret = hs.schedule.resumption_master_secret(hs.transcript.digest_with(client_finished))
+    now = cfg.clock.now()
+    for counter in range(cfg.ticket_count):
+        nonce = counter.to_bytes(1, "big")
+        age_add = int.from_bytes(hs.random_bytes(4), "big")
+        state = SessionState(
+            cipher_suite=hs.suite.suite,
+            psk=resumption_psk(hash_name, secret, nonce),
+            created_at=now,
+            lifetime=cfg.ticket_lifetime,
+            ticket_age_add=age_add,
+            alpn_protocol=hs.alpn_protocol,
+            server_name=hs.server_name,
+        )
+        ticket = NewSessionTicket(
+            ticket_lifetime=cfg.ticket_lifetime,
+            ticket_age_add=age_add,
+            ticket_nonce=nonce,
+            ticket=cfg.ticket_keys.seal(state, hs.random_bytes(12)),
+        )
+        conn.queue_handshake(frame(HandshakeType.NEW_SESSION_TICKET, ticket.encode()))
 
 
 def encrypted_extensions(
@@ -439,16 +571,12 @@ class ExpectClientFinished(State):
                 version=0x0304,
                 cipher_suite=CipherSuite(hs.suite.suite),
                 group=NamedGroup(hs.group),
-                signature_scheme=SignatureScheme(hs.scheme.scheme),
+                signature_scheme=None if hs.resumed else SignatureScheme(hs.scheme.scheme),
                 alpn_protocol=hs.alpn_protocol,
                 server_name=hs.server_name,
                 peer_certificates=hs.peer_chain,
                 verified_chain=None,
-                handshake_kind=(
-                    HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST
-                    if hs.hello_retry
-                    else HandshakeKind.FULL
-                ),
+                handshake_kind=_handshake_kind(resumed=hs.resumed, retried=hs.hello_retry),
             )
         )
         return ServerTraffic()
@@ -463,3 +591,9 @@ class ServerTraffic(State):
     def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
         conn.receive_key_update(msg)
         return self
+
+
+def _handshake_kind(*, resumed: bool, retried: bool) -> HandshakeKind:
+    if resumed:
+        return HandshakeKind.RESUMED_WITH_HELLO_RETRY_REQUEST if retried else HandshakeKind.RESUMED
+    return HandshakeKind.FULL_WITH_HELLO_RETRY_REQUEST if retried else HandshakeKind.FULL

@@ -1,0 +1,253 @@
+"""Session tickets, resumption PSKs and the client's session cache (RFC 8446 §4.6.1, §4.2.11).
+
+Tickets are stateless: the server seals what it needs to resume (the PSK,
+suite, ALPN, SNI, when and for how long) under a :class:`TicketKeys` key with
+AES-256-GCM, so any server holding the same keys resumes the session. A
+ticket is ``key_id (8) || nonce (12) || sealed state``; the key id lets a
+server with rotated keys find the right one without trial decryption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import DecodeError
+from .codec import Reader, Writer
+
+__all__ = ["ClientSession", "SessionCache", "SessionState", "TicketKeys"]
+
+_KEY_ID_LEN: Final = 8
+_NONCE_LEN: Final = 12
+_STATE_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionState:
+    """What a ticket carries back to the server (sealed; the client cannot read it).
+
+    Attributes:
+        cipher_suite: the suite of the original connection (its hash binds the PSK).
+        psk: the resumption PSK derived for this ticket.
+        created_at: server wall-clock time the ticket was issued (seconds).
+        lifetime: seconds the ticket may be used for.
+        ticket_age_add: the obfuscation value sent with the ticket.
+        alpn_protocol: ALPN of the original connection (must match on resumption).
+        server_name: SNI of the original connection (must match on resumption).
+    """
+
+    cipher_suite: int
+    psk: bytes = field(repr=False)
+    created_at: float
+    lifetime: int
+    ticket_age_add: int
+    alpn_protocol: str | None
+    server_name: str | None
+
+    def encode(self) -> bytes:
+        """Serialize for sealing."""
+        w = Writer()
+        w.u8(_STATE_VERSION)
+        w.u16(self.cipher_suite)
+        w.vec8(self.psk)
+        w.write(struct.pack(">d", self.created_at))
+        w.u32(self.lifetime)
+        w.u32(self.ticket_age_add)
+        w.vec8((self.alpn_protocol or "").encode())
+        w.vec16((self.server_name or "").encode())
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> SessionState:
+        """Parse what :meth:`encode` wrote (only ever our own, authenticated bytes)."""
+        r = Reader(data, "session state")
+        if r.u8("version") != _STATE_VERSION:
+            raise DecodeError("session state of an unknown version")
+        suite = r.u16("cipher_suite")
+        psk = r.vec8("psk", min_len=32)
+        (created_at,) = struct.unpack(">d", r.read(8, "created_at"))
+        lifetime = r.u32("lifetime")
+        age_add = r.u32("ticket_age_add")
+        alpn = r.vec8("alpn").decode()
+        name = r.vec16("server_name").decode()
+        r.expect_end()
+        return cls(
+            cipher_suite=suite,
+            psk=psk,
+            created_at=float(created_at),
+            lifetime=lifetime,
+            ticket_age_add=age_add,
+            alpn_protocol=alpn or None,
+            server_name=name or None,
+        )
+
+
+@final
+class TicketKeys:
+    """The keys a server seals session tickets with.
+
+    The first key seals new tickets; every key opens them, so after
+    :meth:`rotate` the tickets issued under recent keys still resume. Give
+    every server of a fleet the same keys (:attr:`keys`, loaded from your
+    own secret storage) and they resume each other's sessions.
+
+    Args:
+        keys: 32-byte keys, the current one first; a fresh random key if
+            omitted.
+        keep: how many keys to keep (the current one included).
+    """
+
+    __slots__ = ("_keep", "_keys")
+
+    def __init__(self, keys: Sequence[bytes] | None = None, *, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        chosen = list(keys) if keys is not None else [os.urandom(32)]
+        if not chosen or any(len(k) != 32 for k in chosen):
+            raise ValueError("ticket keys must be one or more 32-byte keys")
+        self._keep = keep
+        self._keys: list[tuple[bytes, AESGCM]] = [(_key_id(k), AESGCM(k)) for k in chosen[:keep]]
+
+    @property
+    def key_ids(self) -> tuple[bytes, ...]:
+        """Identifiers of the keys held, current first (not secret)."""
+        return tuple(key_id for key_id, _ in self._keys)
+
+    def rotate(self, new_key: bytes | None = None) -> None:
+        """Make ``new_key`` (or a fresh random key) current; drop the oldest past ``keep``."""
+        key = new_key if new_key is not None else os.urandom(32)
+        if len(key) != 32:
+            raise ValueError("a ticket key is 32 bytes")
+        self._keys.insert(0, (_key_id(key), AESGCM(key)))
+        del self._keys[self._keep :]
+
+    def seal(self, state: SessionState, nonce: bytes) -> bytes:
+        """A ticket for ``state``, sealed under the current key with ``nonce`` (12 bytes)."""
+        key_id, aead = self._keys[0]
+        return key_id + nonce + aead.encrypt(nonce, state.encode(), key_id)
+
+    def open(self, ticket: bytes) -> SessionState | None:
+        """The state in ``ticket``, or None if no key of ours sealed it (or it was altered)."""
+        if len(ticket) < _KEY_ID_LEN + _NONCE_LEN + 16:
+            return None
+        key_id = ticket[:_KEY_ID_LEN]
+        nonce = ticket[_KEY_ID_LEN : _KEY_ID_LEN + _NONCE_LEN]
+        for candidate_id, aead in self._keys:
+            if candidate_id == key_id:
+                try:
+                    plaintext = aead.decrypt(nonce, ticket[_KEY_ID_LEN + _NONCE_LEN :], key_id)
+                except InvalidTag:
+                    return None
+                try:
+                    return SessionState.decode(plaintext)
+                except DecodeError:
+                    return None
+        return None
+
+
+def _key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"triotls ticket key id\x00" + key).digest()[:_KEY_ID_LEN]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSession:
+    """A ticket the client can offer to resume a session.
+
+    Attributes:
+        ticket: the opaque ticket.
+        psk: the resumption PSK that goes with it.
+        cipher_suite: the suite of the original connection.
+        ticket_age_add: the server's age obfuscation value.
+        lifetime: seconds the server allows the ticket for.
+        received_at: client wall-clock time the ticket arrived.
+        alpn_protocol: ALPN of the original connection.
+        server_name: the name the original connection verified.
+        peer_certificates: the chain the server sent then (kept for reporting).
+        verified_chain: the path validated then, or None if it was not verified.
+        max_early_data_size: 0-RTT bytes the server would accept (0: none).
+    """
+
+    ticket: bytes = field(repr=False)
+    psk: bytes = field(repr=False)
+    cipher_suite: int
+    ticket_age_add: int = field(repr=False)
+    lifetime: int
+    received_at: float
+    alpn_protocol: str | None
+    server_name: str | None
+    peer_certificates: tuple[x509.Certificate, ...] = field(default=(), repr=False)
+    verified_chain: tuple[x509.Certificate, ...] | None = field(default=None, repr=False)
+    max_early_data_size: int = 0
+
+    def is_usable_at(self, now: float) -> bool:
+        """Whether the ticket has not expired at ``now``."""
+        return self.received_at <= now < self.received_at + self.lifetime
+
+    def obfuscated_age(self, now: float) -> int:
+        """obfuscated_ticket_age for an offer at ``now`` (RFC 8446 §4.2.11.1)."""
+        age_ms = max(0, int((now - self.received_at) * 1000))
+        return (age_ms + self.ticket_age_add) % 2**32
+
+
+@final
+class SessionCache:
+    """A bounded cache of client sessions, keyed by server (and ALPN).
+
+    Sessions are single use by default (RFC 8446 appendix C.4: a ticket
+    reused across connections lets an observer link them), and expired ones
+    are never offered.
+
+    Args:
+        max_entries: keys kept; the least recently stored go first.
+        per_key: tickets kept per key (servers usually send two).
+        single_use: remove a ticket when it is offered.
+    """
+
+    __slots__ = ("_entries", "max_entries", "per_key", "single_use")
+
+    def __init__(
+        self, max_entries: int = 256, *, per_key: int = 4, single_use: bool = True
+    ) -> None:
+        if max_entries < 1 or per_key < 1:
+            raise ValueError("max_entries and per_key must be at least 1")
+        self.max_entries = max_entries
+        self.per_key = per_key
+        self.single_use = single_use
+        self._entries: OrderedDict[Hashable, list[ClientSession]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._entries.values())
+
+    def store(self, key: Hashable, session: ClientSession) -> None:
+        """Keep ``session`` for connections to ``key``."""
+        sessions = self._entries.pop(key, [])
+        sessions.append(session)
+        del sessions[: -self.per_key]
+        self._entries[key] = sessions
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def take(self, key: Hashable, now: float) -> ClientSession | None:
+        """The newest usable session for ``key`` (removed if single use)."""
+        sessions = self._entries.get(key)
+        if not sessions:
+            return None
+        sessions[:] = [s for s in sessions if s.is_usable_at(now)]
+        if not sessions:
+            del self._entries[key]
+            return None
+        session = sessions[-1]
+        if self.single_use:
+            sessions.pop()
+            if not sessions:
+                del self._entries[key]
+        return session
