@@ -248,6 +248,10 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
         and suite is not None
         and session.cipher_suite in hs.config.cipher_suites
         and session.is_usable_at(now)
+        # RFC 8446 §4.6.1: resume only for the name the session was verified
+        # for; a server may accept a ticket under another name, and the PSK
+        # stands for a certificate that was never checked against it.
+        and session.server_name == hs.server_name
         # After a HelloRetryRequest the PSK must still fit the suite's hash.
         and (
             hs.hello_retry is None
