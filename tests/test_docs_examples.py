@@ -108,6 +108,21 @@ EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
         "client got its transport back",
         "the server's transport reads bytearray(b'plain text from here on')",
     ),
+    "verification.py": (
+        "required: CertificateVerificationError, status INVALID | UNEXPECTED_OWNER",
+        "required: the peer's certificate did not verify (name mismatch): ",
+        "required: sent BAD_CERTIFICATE; the server got: the peer sent a fatal alert: "
+        "bad_certificate (42)",
+        "report: the server says: handshake completed",
+        "report: status INVALID | UNEXPECTED_OWNER (name mismatch)",
+        "report: the subjectAltName of the certificate for 'CN=localhost' does not match "
+        "'example.org'",
+        "report: not trusted, closing; the default mode would have sent BAD_CERTIFICATE",
+        "callback: status INVALID | SIGNER_NOT_FOUND, pinned leaf: True",
+        "callback: accepted; stream.verification keeps INVALID | SIGNER_NOT_FOUND",
+        "callback: status INVALID | SIGNER_NOT_FOUND, pinned leaf: False",
+        "callback: refused the other server, sent UNKNOWN_CA",
+    ),
 }
 
 

@@ -21,6 +21,8 @@ from .engine.enums import NamedGroup as NamedGroup
 from .engine.enums import SignatureScheme as SignatureScheme
 from .engine.state import HandshakeKind as HandshakeKind
 from .engine.state import Negotiated as Negotiated
+from .engine.status import VerificationResult as VerificationResult
+from .engine.status import VerificationStatus as VerificationStatus
 from .errors import AccessDenied as AccessDenied
 from .errors import AlertReceived as AlertReceived
 from .errors import BadCertificate as BadCertificate
@@ -120,6 +122,8 @@ __all__ = [
     "UnsupportedCertificate",
     "UnsupportedExtension",
     "UsageError",
+    "VerificationResult",
+    "VerificationStatus",
     "open_tls_over_tcp_listeners",
     "open_tls_over_tcp_stream",
     "serve_tls_over_tcp",

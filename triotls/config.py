@@ -23,6 +23,7 @@ from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .engine.connection import KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
+from .engine.status import VerifyCallback, VerifyMode
 from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
 from .engine.tickets import SessionCache, TicketKeys
 
@@ -300,6 +301,30 @@ def _check_common(
         raise ValueError("max_handshake_message_size must be at least 4096 bytes")
 
 
+def _check_verification(
+    *,
+    verify_peer: bool,
+    verify_mode: str,
+    verify_callback: VerifyCallback | None,
+    max_chain_depth: int,
+) -> None:
+    if verify_mode not in ("required", "report"):
+        raise ValueError(f"verify_mode must be 'required' or 'report', not {verify_mode!r}")
+    if not verify_peer and (verify_mode != "required" or verify_callback is not None):
+        raise ValueError(
+            "verify_peer=False turns verification off, so there is nothing to report or to "
+            "pass to a verify_callback; keep verify_peer=True to use verify_mode='report' "
+            "or a verify_callback"
+        )
+    if verify_callback is not None and verify_mode != "required":
+        raise ValueError(
+            "a verify_callback decides during the handshake, and verify_mode='report' "
+            "defers the decision until after it: choose one"
+        )
+    if not 0 <= max_chain_depth <= 255:
+        raise ValueError(f"max_chain_depth must be between 0 and 255, not {max_chain_depth!r}")
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConfig:
@@ -307,8 +332,22 @@ class ClientConfig:
 
     Attributes:
         trust: roots to verify the server against; ``None`` uses the system's.
-        verify_peer: verify the server's chain (default True).
+        verify_peer: verify the server's chain (default True). False turns
+            verification off entirely: nothing is checked, and
+            ``verification`` is None.
         check_hostname: check the chain against ``server_hostname`` (default True).
+        verify_mode: ``"required"`` (default) aborts the handshake when the
+            chain does not verify, with the alert its status calls for;
+            ``"report"`` completes the handshake and leaves the decision to
+            the caller, who reads ``TLSStream.verification`` (see
+            :doc:`/verification`).
+        verify_callback: called during the handshake with the
+            :class:`~triotls.engine.status.VerificationResult`, verified or
+            not; ``True`` accepts the chain, anything else aborts the
+            handshake. It replaces ``verify_mode``, which must stay
+            ``"required"``.
+        max_chain_depth: the most intermediates a path to a trusted root may
+            hold (default 8, as cryptography's).
         alpn_protocols: protocols to offer with ALPN, most preferred first.
         cipher_suites: suites to offer, most preferred first.
         groups: key exchange groups to offer, most preferred first.
@@ -332,6 +371,9 @@ class ClientConfig:
     trust: TrustStore | None = None
     verify_peer: bool = True
     check_hostname: bool = True
+    verify_mode: VerifyMode = "required"
+    verify_callback: VerifyCallback | None = None
+    max_chain_depth: int = 8
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
@@ -364,6 +406,12 @@ class ClientConfig:
         )
         if any(g not in self.groups for g in self.key_share_groups):
             raise ValueError("every key_share_groups entry must also be in groups")
+        _check_verification(
+            verify_peer=self.verify_peer,
+            verify_mode=self.verify_mode,
+            verify_callback=self.verify_callback,
+            max_chain_depth=self.max_chain_depth,
+        )
         if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
             raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
 

@@ -6,7 +6,8 @@ to these classes on the way out of a stream (see ``stream.py``).
 * :class:`LocalAlert` subclasses are errors *we* detected; each names the alert
   that was sent to the peer (``alert``).
 * :class:`AlertReceived` is a fatal alert the *peer* sent us.
-* :class:`CertificateVerificationError` carries why the peer's chain failed.
+* :class:`CertificateVerificationError` carries why the peer's chain failed:
+  its ``VerificationStatus`` flags and the reasons.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .engine.enums import AlertDescription
+from .engine.status import VerificationResult, VerificationStatus
 
 __all__ = [
     "AccessDenied",
@@ -254,8 +256,16 @@ class NoApplicationProtocol(LocalAlert):
 class CertificateVerificationError(LocalAlert):
     """The peer's certificate chain or identity did not verify.
 
+    The message names every flag in plain words, then gives the reasons.
+
     Attributes:
-        reasons: human-readable reasons, most important first.
+        status: every reason the chain failed, as a
+            :class:`~triotls.engine.status.VerificationStatus`; 0 when the
+            chain verified but a ``verify_callback`` refused it (or failed).
+        reasons: human-readable reasons, the verifier's own message first.
+        result: the whole :class:`~triotls.engine.status.VerificationResult`
+            (with the peer's chain), or None when the error did not come
+            from verifying one.
     """
 
     alert = AlertDescription.BAD_CERTIFICATE
@@ -266,10 +276,14 @@ class CertificateVerificationError(LocalAlert):
         *,
         alert: AlertDescription = AlertDescription.BAD_CERTIFICATE,
         reasons: tuple[str, ...] = (),
+        status: VerificationStatus = VerificationStatus.INVALID,
+        result: VerificationResult | None = None,
     ) -> None:
         super().__init__(message)
         self._alert = alert
         self.reasons = reasons
+        self.status = status
+        self.result = result
 
     @property
     def sent_alert(self) -> AlertDescription:

@@ -47,6 +47,7 @@ from .engine.connection import Connection
 from .engine.enums import CipherSuite, NamedGroup
 from .engine.server import ServerConnection
 from .engine.state import HandshakeKind, Negotiated
+from .engine.status import VerificationResult
 from .errors import TLSError, TruncationError, UsageError
 
 __all__ = ["CloseReason", "HandshakeTimeout", "TLSStream"]
@@ -254,6 +255,18 @@ class TLSStream(trio.abc.HalfCloseableStream):
         """Full or resumed, with or without HelloRetryRequest."""
         n = self._conn.negotiated
         return None if n is None else n.handshake_kind
+
+    @property
+    def verification(self) -> VerificationResult | None:
+        """How the peer's certificate verified (status, reasons and chains).
+
+        None before the handshake completes, and when the peer was not
+        verified. With ``verify_mode="report"`` this is where a chain that
+        did not verify shows up: check ``verification.status`` before
+        trusting the peer.
+        """
+        n = self._conn.negotiated
+        return None if n is None else n.verification
 
     @property
     def handshake_seconds(self) -> float | None:

@@ -445,6 +445,18 @@ def test_client_does_not_offer_a_session_for_another_server_name() -> None:
     assert run.kinds() == FULL
 
 
+def test_verifying_client_does_not_offer_a_session_from_an_unverified_connection() -> None:
+    # A cache shared with a verify_peer=False config must not let a verifying
+    # client skip the certificate check.
+    first = _first(client_kw={"verify_peer": False})
+    assert first.sessions and first.sessions[0].verified_chain is None
+    run = _again(first, first.sessions[0], client_kw={"verify_peer": True})
+    assert run.offered_psk == [False]
+    assert run.kinds() == FULL
+    assert run.client.negotiated is not None
+    assert run.client.negotiated.verified_chain is not None
+
+
 def test_server_refuses_a_ticket_issued_for_another_alpn_protocol() -> None:
     first = _first(
         client_kw={"alpn_protocols": ("h2",)}, server_kw={"alpn_protocols": ("h2", "http/1.1")}

@@ -63,6 +63,7 @@ from .messages import (
     frame,
 )
 from .state import HandshakeKind, Negotiated, State
+from .status import VerificationResult, VerificationStatus
 from .suites import (
     CIPHER_SUITES,
     SIGNATURE_SCHEMES,
@@ -76,7 +77,7 @@ from .suites import (
 )
 from .tickets import ClientSession
 from .transcript import Transcript
-from .verify import verify_chain
+from .verify import check_chain, enforce_verification
 
 if TYPE_CHECKING:
     # Annotations only: triotls.config imports triotls.engine (enums, suites),
@@ -185,6 +186,7 @@ class _ClientHandshake:
     certificate_request: CertificateRequest | None = None
     peer_chain: tuple[x509.Certificate, ...] = ()
     verified_chain: tuple[x509.Certificate, ...] | None = None
+    verification: VerificationResult | None = None
     signature_scheme: int | None = None
 
     def random_bytes(self, n: int) -> bytes:
@@ -252,6 +254,9 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
         # for; a server may accept a ticket under another name, and the PSK
         # stands for a certificate that was never checked against it.
         and session.server_name == hs.server_name
+        # A session from a connection that was not verified (verify_peer off)
+        # must not let a verifying client skip the check.
+        and (not hs.config.verify_peer or session.verified_chain is not None)
         # After a HelloRetryRequest the PSK must still fit the suite's hash.
         and (
             hs.hello_retry is None
@@ -557,16 +562,20 @@ def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> S
         # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
         raise DecodeError("the server sent an empty Certificate message")
     chain = parse_certificate_chain(cert, "server")
-    if hs.config.verify_peer:
-        name = hs.server_name if hs.config.check_hostname else None
-        verified = verify_chain(
+    config = hs.config
+    if config.verify_peer:
+        result = check_chain(
             chain,
-            hs.config.trust_store,
+            config.trust_store,
             purpose="server",
-            server_name=name,
-            now=hs.config.clock.now(),
+            server_name=hs.server_name if config.check_hostname else None,
+            now=config.clock.now(),
+            max_depth=config.max_chain_depth,
         )
-        hs.verified_chain = verified.chain
+        # Raises, and so aborts the handshake, when the mode refuses the chain.
+        enforce_verification(result, mode=config.verify_mode, callback=config.verify_callback)
+        hs.verification = result
+        hs.verified_chain = result.verified_chain
     hs.peer_chain = chain
     hs.transcript.add(msg.raw)
     return ExpectCertificateVerify(hs)
@@ -666,6 +675,8 @@ class ExpectFinished(State):
             # The PSK stands for the certificate verified in the first handshake.
             hs.peer_chain = hs.session.peer_certificates
             hs.verified_chain = hs.session.verified_chain
+            checked_name = hs.server_name if hs.config.check_hostname else None
+            hs.verification = _resumed_verification(hs.session, checked_name)
         if hs.resumed:
             kind = (
                 HandshakeKind.RESUMED
@@ -691,6 +702,7 @@ class ExpectFinished(State):
                 peer_certificates=hs.peer_chain,
                 verified_chain=hs.verified_chain,
                 handshake_kind=kind,
+                verification=hs.verification,
             )
         )
         return ClientTraffic(
@@ -702,8 +714,27 @@ class ExpectFinished(State):
                 peer_chain=hs.peer_chain,
                 verified_chain=hs.verified_chain,
                 clock=hs.config.clock,
+                # A session stands for the certificate it was made with, and
+                # resuming it checks nothing again: keep none from a chain
+                # that did not verify, even one the caller let through.
+                resumable=hs.verification is None or hs.verification.is_valid,
             )
         )
+
+
+def _resumed_verification(
+    session: ClientSession, server_name: str | None
+) -> VerificationResult | None:
+    """What a resumed session stands for: the clean result its ticket came with."""
+    if session.verified_chain is None:
+        return None  # issued by a connection that did not verify the server
+    return VerificationResult(
+        status=VerificationStatus(0),
+        reasons=(),
+        chain=session.peer_certificates,
+        verified_chain=session.verified_chain,
+        server_name=server_name,
+    )
 
 
 def _log_application_secrets(conn: Connection, hs: _ClientHandshake) -> None:
@@ -770,6 +801,7 @@ class _TicketContext:
     peer_chain: tuple[x509.Certificate, ...]
     verified_chain: tuple[x509.Certificate, ...] | None
     clock: Clock
+    resumable: bool
 
 
 @final
@@ -787,6 +819,9 @@ class ClientTraffic(State):
             return self
         ticket = NewSessionTicket.decode(msg.body)
         ctx = self._tickets
+        if not ctx.resumable:
+            conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime))
+            return self
         max_early = 0
         early = ticket.extensions.get(ExtensionType.EARLY_DATA)
         if early is not None:

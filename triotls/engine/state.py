@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from cryptography import x509
 
 from .enums import CipherSuite, HandshakeType, NamedGroup, SignatureScheme
+from .status import VerificationResult
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -44,6 +45,13 @@ class Negotiated:
         verified_chain: the validated path to a trusted root, or None when the
             peer was not verified.
         handshake_kind: full or resumed, with or without HelloRetryRequest.
+        verification: how the peer's chain verified: its status, reasons and
+            chains. None when the peer was not verified (``verify_peer=False``,
+            or a server, which does not verify client certificates yet). Also
+            set when the status is not clean: with ``verify_mode="report"``,
+            or when a ``verify_callback`` accepted the chain. A resumed
+            session reports the clean result of the handshake that issued
+            its ticket (tickets are kept only from those).
     """
 
     version: int
@@ -55,6 +63,7 @@ class Negotiated:
     peer_certificates: tuple[x509.Certificate, ...]
     verified_chain: tuple[x509.Certificate, ...] | None
     handshake_kind: HandshakeKind
+    verification: VerificationResult | None = None
 
     @property
     def resumed(self) -> bool:

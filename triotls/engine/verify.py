@@ -1,12 +1,52 @@
-"""Certificate chain and peer identity verification.
+"""Certificate chain and peer identity verification: a verdict, then every reason.
 
-Path building and validation is ``cryptography.x509.verification``'s. The
-extension policy is relaxed for the end-entity only where common test CAs
-(trustme) mark subjectAltName and extendedKeyUsage critical; extendedKeyUsage
-is then checked here, so a wrong-purpose chain is still refused.
+Theory of operation
+-------------------
 
-Theory of operation: the EdDSA fallback
----------------------------------------
+:func:`check_chain` answers two questions, in this order.
+
+1. **The verdict**: does the chain verify? A validator decides, and its
+   answer is final. RSA and ECDSA chains go to ``cryptography.x509.verification``
+   (web PKI profile), plus the two end-entity checks it leaves out: the leaf's
+   key (it checks only issuers' keys) and keyUsage digitalSignature (RFC 8446
+   §4.4.2.2). The extension policy is relaxed for the end entity only where
+   common test CAs (trustme) mark subjectAltName and extendedKeyUsage
+   critical; extendedKeyUsage is then checked here, so a wrong-purpose chain
+   is still refused. Chains with Ed25519/Ed448 signatures go to this module's
+   own RFC 5280 validator (the EdDSA fallback, below).
+
+2. **The classification**: when the verdict is no, why? cryptography reports
+   one message, so :func:`classify_chain` runs this module's own checks over
+   the chain, independently of the validator, and collects every problem as a
+   :class:`~triotls.engine.status.VerificationStatus` flag and a sentence. It
+   builds a path by structure only (issuer names, key identifiers and
+   signatures, breadth first, so the shortest), then checks each certificate
+   on it: validity at the clock's time, critical extensions, key algorithm and
+   size, signature algorithm, the leaf's names (RFC 6125, IP addresses in
+   subjectAltName), purpose (basicConstraints, keyUsage, extendedKeyUsage),
+   and each issuer's CA flag, pathLenConstraint, keyUsage, extendedKeyUsage
+   and nameConstraints. A path that never reaches a trust anchor is
+   SIGNER_NOT_FOUND (with SIGNATURE_FAILURE when a same-named candidate's key
+   did not verify the signature); one that only reaches it through more than
+   ``max_depth`` intermediates is CHAIN_TOO_LONG. If the checks find nothing
+   the validator refused, the status is INVALID alone, or INVALID |
+   SIGNER_NOT_FOUND when cryptography found no acceptable issuer ("candidates
+   exhausted"), and the validator's message is the reason.
+
+The classification must agree with the verdict: a chain the validator accepts
+has status 0 (the checks do not even run), and the checks must never flag one
+it accepts. Both profiles share the same check functions: the EdDSA
+validator refuses on the first problem they find, so for EdDSA chains the two
+agree by construction; for cryptography's profile the checks are a subset of
+its rules (``tests/engine/test_verification_status.py`` checks agreement on a
+matrix of good and bad chains).
+
+:func:`enforce_verification` then applies the configured mode: ``"required"``
+refuses a chain with a non-zero status, ``"report"`` lets the handshake
+complete, and a ``verify_callback`` decides either way.
+
+The EdDSA fallback
+------------------
 
 cryptography's web-PKI policy refuses Ed25519 and Ed448 *issuer* keys (and so
 every Ed25519/Ed448 certificate signature), although RFC 8446 §9.1 lists
@@ -14,16 +54,17 @@ ed25519 among the signature schemes a TLS 1.3 client should support, and
 OpenSSL and GnuTLS accept such chains. It does accept an EdDSA key on the
 end-entity under an RSA or ECDSA issuer, so those chains stay on its path.
 
-:func:`verify_chain` therefore looks at the certificates up front. When any
-supplied certificate carries an Ed25519/Ed448 signature (or an intermediate
-carries such a key), it validates the chain with :func:`_verify_eddsa_chain`,
-a compact RFC 5280 §6 validator; every other chain goes to cryptography,
+The verdict therefore looks at the certificates up front. When any supplied
+certificate carries an Ed25519/Ed448 signature (or an intermediate carries
+such a key), it validates the chain with :func:`_verify_eddsa_chain`, a
+compact RFC 5280 §6 validator; every other chain goes to cryptography,
 unchanged. The fallback:
 
 1. checks the leaf on its own: parseable v3 certificate, permitted key,
    validity at ``now``, not a CA, no unknown critical extension, keyUsage
-   (if present) has digitalSignature, extendedKeyUsage allows the purpose,
-   subjectAltName present and matching ``server_name`` (RFC 6125 §6.4);
+   (if present) has digitalSignature and not keyCertSign, extendedKeyUsage
+   allows the purpose, subjectAltName present and matching ``server_name``
+   (RFC 6125 §6.4);
 2. builds a path depth first from the leaf through the supplied
    intermediates to a trust anchor. A candidate issuer has the subject named
    as the child's issuer and, when both are present, the subject key
@@ -41,8 +82,8 @@ unchanged. The fallback:
    fail closed) hold for the subjectAltName entries below it.
 
 A refused candidate is remembered and the search backtracks. If no path
-survives, the first refusal is raised; if no candidate was ever found, the
-chain does not reach a trust anchor (unknown_ca).
+survives, the first refusal is the verdict's message; if no candidate was
+ever found, the chain does not reach a trust anchor.
 """
 
 from __future__ import annotations
@@ -65,12 +106,23 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
-from ..errors import CertificateVerificationError
+from ..errors import CertificateVerificationError, LocalAlert
 from .enums import AlertDescription
+from .status import VerificationResult, VerificationStatus, VerifyCallback, VerifyMode
 
-__all__ = ["TrustAnchors", "VerifiedChain", "verify_chain"]
+__all__ = [
+    "Purpose",
+    "TrustAnchors",
+    "VerifiedChain",
+    "check_chain",
+    "classify_chain",
+    "enforce_verification",
+    "verification_error",
+    "verify_chain",
+]
 
 Purpose = Literal["server", "client"]
+_S = VerificationStatus
 _E = TypeVar("_E", bound=x509.ExtensionType)
 # What an x509.IPAddress holds: an address in a subjectAltName, a network in
 # nameConstraints.
@@ -89,8 +141,8 @@ class VerifiedChain:
 class TrustAnchors(Protocol):
     """The trust store :func:`verify_chain` needs; ``triotls.config.TrustStore`` is one.
 
-    The EdDSA fallback needs the anchor certificates themselves, which a bare
-    ``cryptography`` ``Store`` does not expose.
+    The EdDSA fallback and the classification need the anchor certificates
+    themselves, which a bare ``cryptography`` ``Store`` does not expose.
     """
 
     @property
@@ -104,6 +156,80 @@ class TrustAnchors(Protocol):
         ...
 
 
+def check_chain(
+    chain: Sequence[x509.Certificate],
+    store: TrustAnchors | xv.Store,
+    *,
+    purpose: Purpose,
+    server_name: str | None,
+    now: float,
+    max_depth: int = 8,
+) -> VerificationResult:
+    """Verify ``chain`` (leaf first) against ``store`` and say every reason it failed.
+
+    Chains with an Ed25519/Ed448 signature need the anchors themselves: pass
+    a :class:`TrustAnchors` (such as ``config.trust_store``). Given a bare
+    ``cryptography`` ``Store``, such a chain is refused (SIGNER_NOT_FOUND),
+    and the status of other failing chains is less precise.
+
+    Args:
+        chain: the peer's certificates, leaf first (at least one).
+        store: the trust anchors.
+        purpose: which extendedKeyUsage the leaf (and its issuers) must allow.
+        server_name: the DNS name or IP literal the leaf must name, or None to
+            skip the name check.
+        now: the verification time, in seconds since the epoch.
+        max_depth: the most intermediates a path may hold.
+
+    Returns:
+        The result: status 0 and the validated path, or every flag with the
+        reasons (the validator's message first).
+    """
+    peer_chain = tuple(chain)
+    when = _utc(now)
+    try:
+        path = _verdict(
+            peer_chain,
+            store,
+            purpose=purpose,
+            server_name=server_name,
+            when=when,
+            max_depth=max_depth,
+        )
+    except _Refused as refused:
+        verdict = str(refused)
+    else:
+        return VerificationResult(
+            status=_S(0),
+            reasons=(),
+            chain=peer_chain,
+            verified_chain=path,
+            server_name=server_name,
+        )
+    status, reasons = classify_chain(
+        peer_chain,
+        store,
+        purpose=purpose,
+        server_name=server_name,
+        now=now,
+        max_depth=max_depth,
+    )
+    if not status:
+        # Our checks found nothing the validator refused: its verdict stands.
+        # "candidates exhausted" is cryptography's way of saying that no
+        # issuer it would accept was found.
+        status = _S.INVALID
+        if "candidates exhausted" in verdict:
+            status |= _S.SIGNER_NOT_FOUND
+    return VerificationResult(
+        status=status,
+        reasons=tuple(dict.fromkeys((verdict, *reasons))),
+        chain=peer_chain,
+        verified_chain=None,
+        server_name=server_name,
+    )
+
+
 def verify_chain(
     chain: Sequence[x509.Certificate],
     store: TrustAnchors | xv.Store,
@@ -113,41 +239,182 @@ def verify_chain(
     now: float,
     max_depth: int = 8,
 ) -> VerifiedChain:
-    """Verify ``chain`` (leaf first) against ``store``.
+    """Verify ``chain`` (leaf first) against ``store``, or raise.
 
-    Chains with an Ed25519/Ed448 signature are validated by this module's own
-    RFC 5280 validator (see the module docstring), which needs the anchors:
-    pass a :class:`TrustAnchors` (such as ``config.trust_store``). Given a
-    bare ``cryptography`` ``Store``, such a chain is refused (unknown_ca).
-
-    Args:
-        chain: the peer's certificates, leaf first.
-        store: the trust anchors.
-        purpose: which extendedKeyUsage the leaf (and its issuers) must allow.
-        server_name: the DNS name or IP literal the leaf must name, or None to
-            skip the name check.
-        now: the verification time, in seconds since the epoch.
-        max_depth: the most intermediates a path may hold.
+    The arguments are :func:`check_chain`'s.
 
     Returns:
         The validated path, leaf first, ending with the trust anchor.
 
     Raises:
-        CertificateVerificationError: with the alert that fits the failure.
+        CertificateVerificationError: with the status, the reasons, and the
+            alert :func:`~triotls.engine.status.alert_for` picks.
     """
-    leaf, intermediates = chain[0], list(chain[1:])
-    when = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc)
+    result = check_chain(
+        chain, store, purpose=purpose, server_name=server_name, now=now, max_depth=max_depth
+    )
+    if result.verified_chain is None:
+        raise verification_error(result)
+    return VerifiedChain(chain=result.verified_chain)
+
+
+def classify_chain(
+    chain: Sequence[x509.Certificate],
+    store: TrustAnchors | xv.Store,
+    *,
+    purpose: Purpose,
+    server_name: str | None,
+    now: float,
+    max_depth: int = 8,
+) -> tuple[VerificationStatus, tuple[str, ...]]:
+    """This module's own checks over ``chain``, without asking a validator.
+
+    :func:`check_chain` runs them when the validator refused the chain. On a
+    chain the validator accepts they must find nothing; the tests hold them
+    to that.
+
+    Args:
+        chain: the peer's certificates, leaf first (at least one).
+        store: the trust anchors; with a bare ``cryptography`` ``Store`` the
+            path cannot be followed to an anchor, so issuer problems are not
+            reported.
+        purpose: which extendedKeyUsage the leaf (and its issuers) must allow.
+        server_name: the name the leaf must match, or None.
+        now: the verification time, in seconds since the epoch.
+        max_depth: the most intermediates a path may hold.
+
+    Returns:
+        The union of the flags found (with INVALID when there is any) and one
+        reason per problem, leaf first.
+    """
+    unparsed = [p for index, cert in enumerate(chain) if (p := _parse_problem(cert, index))]
+    if unparsed:
+        # cryptography parses names and dates lazily; checks on such a
+        # certificate would only repeat that it does not parse.
+        return _S.INVALID, tuple(problem.message for problem in unparsed)
+    eddsa = _needs_eddsa_validator(chain)
+    anchors = None if isinstance(store, xv.Store) else store.certificates
+    problems = _Classification(
+        profile=_RFC5280 if eddsa else _WEBPKI,
+        anchors=anchors,
+        purpose=purpose,
+        server_name=server_name,
+        when=_utc(now),
+        max_depth=max_depth,
+    ).run(tuple(chain))
+    if eddsa and anchors is None:
+        problems.append(_Problem(_S.SIGNER_NOT_FOUND, _BARE_STORE))
+    status = _S(0)
+    for problem in problems:
+        status |= problem.flag
+    if status:
+        status |= _S.INVALID
+    return status, tuple(dict.fromkeys(problem.message for problem in problems))
+
+
+def enforce_verification(
+    result: VerificationResult, *, mode: VerifyMode, callback: VerifyCallback | None
+) -> None:
+    """Refuse ``result``'s chain if the configured mode says so.
+
+    With a ``callback``, it decides (``mode`` is not consulted): returning
+    ``True`` accepts the chain, anything else refuses it with the alert the
+    status calls for (certificate_unknown when the chain verified). A
+    :class:`~triotls.errors.LocalAlert` the callback raises propagates as it
+    is, so a callback may choose the alert; any other exception refuses the
+    chain with internal_error (the failure is ours, not the peer's: RFC 8446
+    §6.2), keeping the exception as ``__cause__``. Without a callback,
+    ``"required"`` refuses any non-zero status and ``"report"`` refuses
+    nothing.
+
+    Raises:
+        CertificateVerificationError: the chain is refused.
+    """
+    if callback is None:
+        if mode == "required" and result.status:
+            raise verification_error(result)
+        return
+    try:
+        accepted = callback(result)
+    except LocalAlert:
+        raise
+    except Exception as exc:
+        message = f"the verify_callback raised {type(exc).__name__}: {exc}"
+        raise CertificateVerificationError(
+            f"{message}; the peer's certificate was refused",
+            alert=AlertDescription.INTERNAL_ERROR,
+            reasons=(message, *result.reasons),
+            status=result.status,
+            result=result,
+        ) from exc
+    if accepted is not True:
+        raise verification_error(result, refused_by="the verify_callback")
+
+
+def verification_error(
+    result: VerificationResult, *, refused_by: str | None = None
+) -> CertificateVerificationError:
+    """The error that refuses ``result``'s chain, with the alert its status calls for.
+
+    Args:
+        result: what verification found.
+        refused_by: who refused the chain, when not the verifier (such as
+            ``"the verify_callback"``).
+    """
+    if not result.status:
+        message = (
+            f"{refused_by or 'the application'} refused the peer's certificate, which verified"
+        )
+    else:
+        prefix = "the peer's certificate"
+        if refused_by is not None:
+            prefix = f"{refused_by} refused the peer's certificate, which"
+        message = f"{prefix} did not verify ({result.status.describe()}): " + "; ".join(
+            result.reasons
+        )
+    return CertificateVerificationError(
+        message,
+        alert=result.alert,
+        reasons=result.reasons,
+        status=result.status,
+        result=result,
+    )
+
+
+# --- the verdict --------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A validator refused the chain; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """One thing wrong with a chain: its flag and a sentence a person can act on."""
+
+    flag: VerificationStatus
+    message: str
+
+
+def _verdict(
+    chain: tuple[x509.Certificate, ...],
+    store: TrustAnchors | xv.Store,
+    *,
+    purpose: Purpose,
+    server_name: str | None,
+    when: datetime.datetime,
+    max_depth: int,
+) -> tuple[x509.Certificate, ...]:
+    """The validated path, or :class:`_Refused` with the validator's message."""
+    for index, cert in enumerate(chain):
+        # cryptography parses names and dates lazily, and its verifier raises
+        # ValueError on what does not parse: refuse that up front.
+        unparsed = _parse_problem(cert, index)
+        if unparsed is not None:
+            raise _Refused(unparsed.message)
     if _needs_eddsa_validator(chain):
         if isinstance(store, xv.Store):
-            message = (
-                "the chain uses Ed25519/Ed448 signatures, which need the trust anchors "
-                "themselves; verify_chain was given a bare cryptography Store"
-            )
-            raise CertificateVerificationError(
-                f"the peer's certificate did not verify: {message}",
-                alert=AlertDescription.UNKNOWN_CA,
-                reasons=(message,),
-            )
+            raise _Refused(_BARE_STORE)
         return _verify_eddsa_chain(
             chain,
             store.certificates,
@@ -156,6 +423,7 @@ def verify_chain(
             when=when,
             max_depth=max_depth,
         )
+    leaf, intermediates = chain[0], list(chain[1:])
     builder = (
         xv.PolicyBuilder()
         .store(store if isinstance(store, xv.Store) else store.store)
@@ -179,13 +447,12 @@ def verify_chain(
             # the extension policy above checks the purpose.
             path = builder.build_client_verifier().verify(leaf, intermediates).chain
     except xv.VerificationError as exc:
-        message = str(exc)
-        raise CertificateVerificationError(
-            f"the peer's certificate did not verify: {message}",
-            alert=_alert_for(message, leaf, now),
-            reasons=(message,),
-        ) from None
-    return VerifiedChain(chain=tuple(path))
+        raise _Refused(str(exc)) from None
+    # cryptography checks the keys of issuers only, and not digitalSignature.
+    extras = _key_problems(leaf, allow_eddsa=True) + _leaf_usage_problems(leaf, leaf.extensions)
+    if extras:
+        raise _Refused(extras[0].message)
+    return tuple(path)
 
 
 def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
@@ -216,16 +483,8 @@ def _eku_allows(ext: x509.ExtendedKeyUsage | None, wanted: x509.ObjectIdentifier
     return ext is None or wanted in ext or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in ext
 
 
-def _alert_for(message: str, leaf: x509.Certificate, now: float) -> AlertDescription:
-    when = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc)
-    if when > leaf.not_valid_after_utc or when < leaf.not_valid_before_utc:
-        return AlertDescription.CERTIFICATE_EXPIRED
-    lowered = message.lower()
-    if "candidates exhausted" in lowered or "no valid" in lowered or "issuer" in lowered:
-        return AlertDescription.UNKNOWN_CA
-    if "expired" in lowered or "not yet valid" in lowered:
-        return AlertDescription.CERTIFICATE_EXPIRED
-    return AlertDescription.BAD_CERTIFICATE
+def _utc(now: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc)
 
 
 # --- the EdDSA fallback (RFC 5280 §6) -------------------------------------------------------
@@ -249,23 +508,18 @@ def _verify_eddsa_chain(
     server_name: str | None,
     when: datetime.datetime,
     max_depth: int,
-) -> VerifiedChain:
+) -> tuple[x509.Certificate, ...]:
     leaf = chain[0]
     wanted = _wanted_eku(purpose)
-    try:
-        _check_leaf(leaf, purpose=purpose, wanted=wanted, server_name=server_name, when=when)
-        search = _PathSearch(
-            intermediates=chain[1:], anchors=anchors, wanted=wanted, when=when, max_depth=max_depth
-        )
-        path = search.run(leaf)
-    except CertificateVerificationError as exc:
-        message = str(exc)
-        raise CertificateVerificationError(
-            f"the peer's certificate did not verify: {message}",
-            alert=exc.sent_alert,
-            reasons=exc.reasons or (message,),
-        ) from None
-    return VerifiedChain(chain=path)
+    exts = _extensions(leaf)
+    _raise_first(_basic_problems(leaf, exts, when=when, profile=_RFC5280, is_leaf=True))
+    _raise_first(
+        _leaf_problems(leaf, exts, purpose=purpose, wanted=wanted, server_name=server_name)
+    )
+    search = _PathSearch(
+        intermediates=chain[1:], anchors=anchors, wanted=wanted, when=when, max_depth=max_depth
+    )
+    return search.run(leaf)
 
 
 class _PathSearch:
@@ -289,7 +543,7 @@ class _PathSearch:
         self._when = when
         self._max_depth = max_depth
         self._budget = _MAX_CANDIDATE_CHECKS
-        self._refusals: list[CertificateVerificationError] = []
+        self._refusals: list[_Refused] = []
         self._dead_end: x509.Certificate | None = None
 
     def run(self, leaf: x509.Certificate) -> tuple[x509.Certificate, ...]:
@@ -297,19 +551,9 @@ class _PathSearch:
         if found is not None:
             return found
         if self._refusals:
-            first = self._refusals[0]
-            raise CertificateVerificationError(
-                str(first),
-                alert=first.sent_alert,
-                reasons=tuple(str(refusal) for refusal in self._refusals),
-            )
+            raise self._refusals[0]
         stuck = self._dead_end if self._dead_end is not None else leaf
-        raise _refuse(
-            AlertDescription.UNKNOWN_CA,
-            f"no issuer of {_describe(stuck)} (issued by "
-            f"{stuck.issuer.rfc4514_string()!r}) is among the supplied intermediates "
-            "or the trust anchors",
-        )
+        raise _Refused(_no_issuer(stuck))
 
     def _extend(self, path: tuple[x509.Certificate, ...]) -> tuple[x509.Certificate, ...] | None:
         child = path[-1]
@@ -324,24 +568,29 @@ class _PathSearch:
             intermediates_below = len(path) - 1
             if not is_anchor and intermediates_below >= self._max_depth:
                 self._refusals.append(
-                    _refuse(
-                        AlertDescription.UNKNOWN_CA,
+                    _Refused(
                         f"the path through {_describe(issuer)} would hold more than "
-                        f"{self._max_depth} intermediates",
+                        f"{self._max_depth} intermediates"
                     )
                 )
                 continue
             self._budget -= 1
             if self._budget < 0:
-                raise _refuse(
-                    AlertDescription.UNKNOWN_CA,
-                    f"path building gave up after {_MAX_CANDIDATE_CHECKS} candidate issuers",
+                raise _Refused(
+                    f"path building gave up after {_MAX_CANDIDATE_CHECKS} candidate issuers"
                 )
             try:
-                _check_signed_by(child, issuer)
-                _check_issuer(issuer, path, wanted=self._wanted, when=self._when)
-            except CertificateVerificationError as exc:
-                self._refusals.append(exc)
+                _raise_first(_signature_algorithm_problems(child, _RFC5280))
+                failure = _link_failure(child, issuer)
+                if failure is not None:
+                    raise _Refused(failure)
+                exts = _extensions(issuer)
+                _raise_first(
+                    _basic_problems(issuer, exts, when=self._when, profile=_RFC5280, is_leaf=False)
+                )
+                _raise_first(_issuer_problems(issuer, exts, path, self._wanted, _RFC5280))
+            except _Refused as refusal:
+                self._refusals.append(refusal)
                 continue
             if is_anchor:
                 return (*path, issuer)
@@ -351,175 +600,282 @@ class _PathSearch:
         return None
 
 
-def _may_have_issued(issuer: x509.Certificate, child: x509.Certificate) -> bool:
-    if issuer.subject != child.issuer:
-        return False
-    # RFC 5280 §4.2.1.1: when both identifiers are there, they must agree.
-    try:
-        aki = _find(_extensions(child), x509.AuthorityKeyIdentifier)
-        ski = _find(_extensions(issuer), x509.SubjectKeyIdentifier)
-    except CertificateVerificationError:
-        # Unparseable extensions are refused with a clear message later.
-        return True
-    if aki is None or aki.key_identifier is None or ski is None:
-        return True
-    return aki.key_identifier == ski.digest
+def _raise_first(problems: list[_Problem]) -> None:
+    if problems:
+        raise _Refused(problems[0].message)
 
 
-def _check_leaf(
-    leaf: x509.Certificate,
-    *,
-    purpose: Purpose,
-    wanted: x509.ObjectIdentifier,
-    server_name: str | None,
-    when: datetime.datetime,
-) -> None:
-    exts = _extensions(leaf)
-    _check_basics(leaf, exts, when)
-    constraints = _find(exts, x509.BasicConstraints)
-    if constraints is not None and constraints.ca:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"{_describe(leaf)} is a CA certificate (basicConstraints cA), "
-            "not an end-entity certificate",
-        )
-    usage = _find(exts, x509.KeyUsage)
-    if usage is not None and not usage.digital_signature:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the keyUsage of {_describe(leaf)} does not include digitalSignature",
-        )
-    if not _eku_allows(_find(exts, x509.ExtendedKeyUsage), wanted):
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the extendedKeyUsage of {_describe(leaf)} does not allow {purpose} authentication",
-        )
-    san = _find(exts, x509.SubjectAlternativeName)
-    if san is None:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE, f"{_describe(leaf)} has no subjectAltName extension"
-        )
-    if server_name is not None and not _names_match(san, server_name):
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the subjectAltName of {_describe(leaf)} does not match {server_name!r}",
-        )
+def _extensions(cert: x509.Certificate) -> x509.Extensions:
+    parsed = _parse_extensions(cert)
+    if isinstance(parsed, _Problem):
+        raise _Refused(parsed.message)
+    return parsed
 
 
-def _check_issuer(
-    issuer: x509.Certificate,
-    below: tuple[x509.Certificate, ...],
-    *,
-    wanted: x509.ObjectIdentifier,
-    when: datetime.datetime,
-) -> None:
-    """CA checks on ``issuer``, which signed ``below[-1]``; ``below[0]`` is the leaf."""
-    exts = _extensions(issuer)
-    _check_basics(issuer, exts, when)
-    constraints = _find(exts, x509.BasicConstraints)
-    if constraints is None or not constraints.ca:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"{_describe(issuer)} issued a certificate but is not a CA (basicConstraints cA)",
-        )
-    if constraints.path_length is not None:
-        # RFC 5280 §6.1.4 (l)/(m): self-issued intermediates do not count.
-        counted = sum(1 for cert in below[1:] if not _is_self_issued(cert))
-        if counted > constraints.path_length:
-            raise _refuse(
-                AlertDescription.BAD_CERTIFICATE,
-                f"{_describe(issuer)} has pathLenConstraint {constraints.path_length} "
-                f"but {counted} intermediates follow it",
+# --- the classification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Profile:
+    """Where the two validators' rules differ, so the checks can follow each."""
+
+    # Critical extensions the validator processes; any other is refused.
+    understood_critical: frozenset[x509.ObjectIdentifier]
+    # Whether EdDSA keys and signatures are allowed above the end entity.
+    eddsa_issuers: bool
+    # Whether a CA must carry keyUsage (CA/Browser Forum) or may omit it (RFC 5280).
+    ca_key_usage_required: bool
+    # Whether a nameConstraints subtree of a kind not checked here refuses the
+    # chain (our validator) or is left to the validator that checks it.
+    fail_closed_name_constraints: bool
+
+
+class _Classification:
+    """Every problem with a chain, over the shortest structural path to an anchor."""
+
+    def __init__(
+        self,
+        *,
+        profile: _Profile,
+        anchors: tuple[x509.Certificate, ...] | None,
+        purpose: Purpose,
+        server_name: str | None,
+        when: datetime.datetime,
+        max_depth: int,
+    ) -> None:
+        self._profile = profile
+        self._anchors = anchors
+        self._purpose: Purpose = purpose
+        self._wanted = _wanted_eku(purpose)
+        self._server_name = server_name
+        self._when = when
+        self._max_depth = max_depth
+
+    def run(self, chain: tuple[x509.Certificate, ...]) -> list[_Problem]:
+        leaf = chain[0]
+        problems = self._certificate(leaf, (), is_leaf=True)
+        path, reached_anchor, path_problems = self._structural_path(leaf, chain[1:])
+        for index in range(1, len(path)):
+            problems += _signature_algorithm_problems(path[index - 1], self._profile)
+            problems += self._certificate(path[index], path[:index], is_leaf=False)
+        if reached_anchor:
+            intermediates = len(path) - 2
+            if intermediates > self._max_depth:
+                problems.append(
+                    _Problem(
+                        _S.CHAIN_TOO_LONG,
+                        f"the path to a trust anchor holds {intermediates} intermediates, "
+                        f"more than the {self._max_depth} allowed",
+                    )
+                )
+        elif not _is_self_issued(path[-1]):
+            # Its issuer, had it been found, would have checked this signature.
+            problems += _signature_algorithm_problems(path[-1], self._profile)
+        return problems + path_problems
+
+    def _certificate(
+        self, cert: x509.Certificate, below: tuple[x509.Certificate, ...], *, is_leaf: bool
+    ) -> list[_Problem]:
+        when, profile = self._when, self._profile
+        exts = _parse_extensions(cert)
+        if isinstance(exts, _Problem):
+            return [*_basic_problems(cert, None, when=when, profile=profile, is_leaf=is_leaf), exts]
+        problems = _basic_problems(cert, exts, when=when, profile=profile, is_leaf=is_leaf)
+        if is_leaf:
+            return problems + _leaf_problems(
+                cert,
+                exts,
+                purpose=self._purpose,
+                wanted=self._wanted,
+                server_name=self._server_name,
             )
-    usage = _find(exts, x509.KeyUsage)
-    if usage is not None and not usage.key_cert_sign:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the keyUsage of {_describe(issuer)} does not include keyCertSign",
-        )
-    # Issuers' EKU restricts what they may issue for, as cryptography's
-    # verifier enforces on its path.
-    if not _eku_allows(_find(exts, x509.ExtendedKeyUsage), wanted):
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the extendedKeyUsage of {_describe(issuer)} does not allow this purpose",
-        )
-    name_constraints = _find(exts, x509.NameConstraints)
-    if name_constraints is not None:
-        _check_name_constraints(issuer, name_constraints, below)
+        return problems + _issuer_problems(cert, exts, below, self._wanted, self._profile)
+
+    def _structural_path(
+        self, leaf: x509.Certificate, supplied: tuple[x509.Certificate, ...]
+    ) -> tuple[tuple[x509.Certificate, ...], bool, list[_Problem]]:
+        """The shortest path by names, key identifiers and signatures only.
+
+        Returns the path (leaf first), whether it ends at a trust anchor, and,
+        when it does not, why it stops.
+        """
+        anchors = self._anchors or ()
+        if leaf in anchors:
+            return (leaf,), True, []
+        pool = tuple(dict.fromkeys(c for c in supplied if c not in anchors))
+        frontier: list[tuple[x509.Certificate, ...]] = [(leaf,)]
+        deepest = frontier[0]
+        refused: dict[x509.Certificate, list[str]] = {}
+        budget = _MAX_CANDIDATE_CHECKS
+        while frontier:
+            next_level: list[tuple[x509.Certificate, ...]] = []
+            for path in frontier:
+                child = path[-1]
+                candidates = [(c, True) for c in anchors if _may_have_issued(c, child)]
+                candidates += [
+                    (c, False) for c in pool if c not in path and _may_have_issued(c, child)
+                ]
+                for issuer, is_anchor in candidates:
+                    budget -= 1
+                    if budget < 0:
+                        return deepest, False, self._gave_up()
+                    failure = _link_failure(child, issuer)
+                    if failure is not None:
+                        refused.setdefault(child, []).append(failure)
+                        continue
+                    if is_anchor:
+                        return (*path, issuer), True, []
+                    next_level.append((*path, issuer))
+            if next_level:
+                deepest = next_level[0]
+            frontier = next_level
+        if self._anchors is None:
+            return deepest, False, []  # without the anchors, a dead end says nothing
+        return deepest, False, _dead_end_problems(deepest[-1], refused.get(deepest[-1], []))
+
+    def _gave_up(self) -> list[_Problem]:
+        message = f"path building gave up after {_MAX_CANDIDATE_CHECKS} candidate issuers"
+        return [_Problem(_S.SIGNER_NOT_FOUND, message)]
 
 
-def _check_basics(cert: x509.Certificate, exts: x509.Extensions, when: datetime.datetime) -> None:
-    if cert.version != x509.Version.v3:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE, f"{_describe(cert)} is not an X.509 v3 certificate"
-        )
-    _check_public_key(cert)
-    if when < cert.not_valid_before_utc:
-        raise _refuse(
-            AlertDescription.CERTIFICATE_EXPIRED,
-            f"{_describe(cert)} is not yet valid (notBefore {cert.not_valid_before_utc})",
-        )
-    if when > cert.not_valid_after_utc:
-        raise _refuse(
-            AlertDescription.CERTIFICATE_EXPIRED,
-            f"{_describe(cert)} has expired (notAfter {cert.not_valid_after_utc})",
-        )
-    for ext in exts:
-        if ext.critical and ext.oid not in _UNDERSTOOD_CRITICAL:
-            raise _refuse(
-                AlertDescription.BAD_CERTIFICATE,
-                f"{_describe(cert)} has an unknown critical extension {ext.oid.dotted_string}",
-            )
+def _dead_end_problems(stuck: x509.Certificate, signature_failures: list[str]) -> list[_Problem]:
+    if signature_failures:
+        return [
+            _Problem(_S.SIGNATURE_FAILURE, signature_failures[0]),
+            _Problem(
+                _S.SIGNER_NOT_FOUND,
+                f"no certificate whose key verifies the signature on {_describe(stuck)} is "
+                "among the supplied intermediates or the trust anchors",
+            ),
+        ]
+    if _is_self_issued(stuck):
+        return [_Problem(_S.SIGNER_NOT_FOUND, f"{_describe(stuck)} is self-signed and not trusted")]
+    return [_Problem(_S.SIGNER_NOT_FOUND, _no_issuer(stuck))]
 
 
-def _check_public_key(cert: x509.Certificate) -> None:
-    """The web-PKI key set (RSA >= 2048 bits, P-256/384/521) plus Ed25519 and Ed448."""
-    try:
-        key = cert.public_key()
-    except (UnsupportedAlgorithm, ValueError) as exc:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE, f"the key of {_describe(cert)} is unusable: {exc}"
-        ) from None
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048 and key.key_size % 8 == 0:
-        return
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _CURVES:
-        return
-    raise _refuse(
-        AlertDescription.BAD_CERTIFICATE,
-        f"{_describe(cert)} has a key the web PKI does not permit "
-        f"({cert.public_key_algorithm_oid.dotted_string})",
-    )
+def _link_failure(child: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """Why ``issuer``'s key does not verify ``child``'s signature, or None if it does.
 
-
-def _check_signed_by(child: x509.Certificate, issuer: x509.Certificate) -> None:
-    algorithm = child.signature_algorithm_oid
-    if algorithm not in _SIGNATURES or (
-        algorithm == SignatureAlgorithmOID.RSASSA_PSS and not _has_pss_hash(child)
-    ):
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"{_describe(child)} is signed with {algorithm.dotted_string}, "
-            "which the web PKI does not permit",
-        )
+    A signature algorithm outside the set is reported on its own
+    (INSECURE_ALGORITHM); such a link is judged by names alone.
+    """
+    if _signature_algorithm_problems(child, _RFC5280):
+        return None
     try:
         child.verify_directly_issued_by(issuer)
     except InvalidSignature:
         # Like cryptography's verifier: a candidate whose key did not sign the
-        # child is not its issuer, so the chain does not reach an anchor.
-        raise _refuse(
-            AlertDescription.UNKNOWN_CA,
+        # child is not its issuer.
+        return (
             f"the signature on {_describe(child)} does not verify with the key of "
-            f"{_describe(issuer)}",
-        ) from None
+            f"{_describe(issuer)}"
+        )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
+        return (
             f"cannot check the signature on {_describe(child)} with the key of "
-            f"{_describe(issuer)}: {exc}",
-        ) from None
+            f"{_describe(issuer)}: {exc}"
+        )
+    return None
+
+
+# --- the checks both validators' classifications share -------------------------------------
+
+
+def _basic_problems(
+    cert: x509.Certificate,
+    exts: x509.Extensions | None,
+    *,
+    when: datetime.datetime,
+    profile: _Profile,
+    is_leaf: bool,
+) -> list[_Problem]:
+    """Version, key, validity at ``when`` and critical extensions, for any certificate."""
+    problems: list[_Problem] = []
+    if cert.version != x509.Version.v3:
+        problems.append(_Problem(_S.INVALID, f"{_describe(cert)} is not an X.509 v3 certificate"))
+    problems += _key_problems(cert, allow_eddsa=is_leaf or profile.eddsa_issuers)
+    if when < cert.not_valid_before_utc:
+        problems.append(
+            _Problem(
+                _S.NOT_ACTIVATED,
+                f"{_describe(cert)} is not yet valid (notBefore {cert.not_valid_before_utc})",
+            )
+        )
+    if when > cert.not_valid_after_utc:
+        problems.append(
+            _Problem(
+                _S.EXPIRED,
+                f"{_describe(cert)} has expired (notAfter {cert.not_valid_after_utc})",
+            )
+        )
+    for ext in exts or ():
+        if ext.critical and ext.oid not in profile.understood_critical:
+            problems.append(
+                _Problem(
+                    _S.UNKNOWN_CRIT_EXTENSIONS,
+                    f"{_describe(cert)} has an unknown critical extension {ext.oid.dotted_string}",
+                )
+            )
+    return problems
+
+
+def _key_problems(cert: x509.Certificate, *, allow_eddsa: bool) -> list[_Problem]:
+    """The web-PKI key set (RSA >= 2048 bits, P-256/384/521), plus EdDSA if allowed."""
+    try:
+        key = cert.public_key()
+    except UnsupportedAlgorithm as exc:
+        return [
+            _Problem(
+                _S.INSECURE_ALGORITHM,
+                f"{_describe(cert)} has a key the web PKI does not permit "
+                f"({cert.public_key_algorithm_oid.dotted_string}: {exc})",
+            )
+        ]
+    except ValueError as exc:
+        return [_Problem(_S.INVALID, f"the key of {_describe(cert)} is unusable: {exc}")]
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) and allow_eddsa:
+        return []
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size >= _MIN_RSA_BITS:
+            return []
+        detail = f"a {key.key_size}-bit RSA key, below the {_MIN_RSA_BITS} bits required"
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name in _CURVES:
+            return []
+        detail = f"an ECDSA key on {key.curve.name}, not P-256, P-384 or P-521"
+    else:
+        detail = type(key).__name__
+    return [
+        _Problem(
+            _S.INSECURE_ALGORITHM,
+            f"{_describe(cert)} has a key the web PKI does not permit ({detail})",
+        )
+    ]
+
+
+def _signature_algorithm_problems(child: x509.Certificate, profile: _Profile) -> list[_Problem]:
+    algorithm = child.signature_algorithm_oid
+    allowed = _SIGNATURES if profile.eddsa_issuers else _WEBPKI_SIGNATURES
+    if algorithm in allowed and (
+        algorithm != SignatureAlgorithmOID.RSASSA_PSS or _has_pss_hash(child)
+    ):
+        return []
+    return [
+        _Problem(
+            _S.INSECURE_ALGORITHM,
+            f"{_describe(child)} is signed with {_signature_name(child)}, "
+            "which the web PKI does not permit",
+        )
+    ]
+
+
+def _signature_name(cert: x509.Certificate) -> str:
+    dotted = cert.signature_algorithm_oid.dotted_string
+    try:
+        digest = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return dotted
+    return dotted if digest is None else f"{digest.name.upper()} ({dotted})"
 
 
 def _has_pss_hash(cert: x509.Certificate) -> bool:
@@ -529,30 +885,161 @@ def _has_pss_hash(cert: x509.Certificate) -> bool:
         return False
 
 
-def _check_name_constraints(
+def _leaf_problems(
+    leaf: x509.Certificate,
+    exts: x509.Extensions,
+    *,
+    purpose: Purpose,
+    wanted: x509.ObjectIdentifier,
+    server_name: str | None,
+) -> list[_Problem]:
+    """What makes ``leaf`` unfit to stand for the peer: purpose and names."""
+    problems: list[_Problem] = []
+    constraints = _find(exts, x509.BasicConstraints)
+    if constraints is not None and constraints.ca:
+        problems.append(
+            _Problem(
+                _S.PURPOSE_MISMATCH,
+                f"{_describe(leaf)} is a CA certificate (basicConstraints cA), "
+                "not an end-entity certificate",
+            )
+        )
+    problems += _leaf_usage_problems(leaf, exts)
+    usage = _find(exts, x509.KeyUsage)
+    if usage is not None and usage.key_cert_sign:
+        problems.append(
+            _Problem(
+                _S.PURPOSE_MISMATCH,
+                f"the keyUsage of {_describe(leaf)} includes keyCertSign, which an "
+                "end-entity certificate must not assert",
+            )
+        )
+    if not _eku_allows(_find(exts, x509.ExtendedKeyUsage), wanted):
+        problems.append(
+            _Problem(
+                _S.PURPOSE_MISMATCH,
+                f"the extendedKeyUsage of {_describe(leaf)} does not allow {purpose} "
+                "authentication",
+            )
+        )
+    san = _find(exts, x509.SubjectAlternativeName)
+    if san is None:
+        problems.append(
+            _Problem(_S.UNEXPECTED_OWNER, f"{_describe(leaf)} has no subjectAltName extension")
+        )
+    elif server_name is not None and not _names_match(san, server_name):
+        problems.append(
+            _Problem(
+                _S.UNEXPECTED_OWNER,
+                f"the subjectAltName of {_describe(leaf)} does not match {server_name!r}",
+            )
+        )
+    return problems
+
+
+def _leaf_usage_problems(leaf: x509.Certificate, exts: x509.Extensions) -> list[_Problem]:
+    # RFC 8446 §4.4.2.2: the key signs CertificateVerify, so keyUsage (when
+    # present) must allow digitalSignature.
+    usage = _find(exts, x509.KeyUsage)
+    if usage is None or usage.digital_signature:
+        return []
+    return [
+        _Problem(
+            _S.PURPOSE_MISMATCH,
+            f"the keyUsage of {_describe(leaf)} does not include digitalSignature",
+        )
+    ]
+
+
+def _issuer_problems(
+    issuer: x509.Certificate,
+    exts: x509.Extensions,
+    below: tuple[x509.Certificate, ...],
+    wanted: x509.ObjectIdentifier,
+    profile: _Profile,
+) -> list[_Problem]:
+    """CA checks on ``issuer``, which signed ``below[-1]``; ``below[0]`` is the leaf."""
+    problems: list[_Problem] = []
+    constraints = _find(exts, x509.BasicConstraints)
+    if constraints is None or not constraints.ca:
+        problems.append(
+            _Problem(
+                _S.SIGNER_NOT_CA,
+                f"{_describe(issuer)} issued a certificate but is not a CA (basicConstraints cA)",
+            )
+        )
+    elif constraints.path_length is not None:
+        # RFC 5280 §6.1.4 (l)/(m): self-issued intermediates do not count.
+        counted = sum(1 for cert in below[1:] if not _is_self_issued(cert))
+        if counted > constraints.path_length:
+            problems.append(
+                _Problem(
+                    _S.SIGNER_CONSTRAINTS_FAILURE,
+                    f"{_describe(issuer)} has pathLenConstraint {constraints.path_length} "
+                    f"but {counted} intermediates follow it",
+                )
+            )
+    usage = _find(exts, x509.KeyUsage)
+    if usage is not None and not usage.key_cert_sign:
+        problems.append(
+            _Problem(
+                _S.SIGNER_CONSTRAINTS_FAILURE,
+                f"the keyUsage of {_describe(issuer)} does not include keyCertSign",
+            )
+        )
+    elif usage is None and profile.ca_key_usage_required:
+        problems.append(
+            _Problem(
+                _S.SIGNER_CONSTRAINTS_FAILURE,
+                f"{_describe(issuer)} has no keyUsage extension, which the web PKI "
+                "requires of a CA",
+            )
+        )
+    # Issuers' EKU restricts what they may issue for, as cryptography's
+    # verifier enforces on its path.
+    if not _eku_allows(_find(exts, x509.ExtendedKeyUsage), wanted):
+        problems.append(
+            _Problem(
+                _S.PURPOSE_MISMATCH,
+                f"the extendedKeyUsage of {_describe(issuer)} does not allow this purpose",
+            )
+        )
+    name_constraints = _find(exts, x509.NameConstraints)
+    if name_constraints is not None:
+        problems += _name_constraint_problems(
+            issuer, name_constraints, below, fail_closed=profile.fail_closed_name_constraints
+        )
+    return problems
+
+
+def _name_constraint_problems(
     issuer: x509.Certificate,
     constraints: x509.NameConstraints,
     below: tuple[x509.Certificate, ...],
-) -> None:
+    *,
+    fail_closed: bool,
+) -> list[_Problem]:
     permitted = list(constraints.permitted_subtrees or ())
     excluded = list(constraints.excluded_subtrees or ())
     for subtree in (*permitted, *excluded):
-        if not isinstance(subtree, x509.DNSName | x509.IPAddress):
+        if fail_closed and not isinstance(subtree, x509.DNSName | x509.IPAddress):
             # Fail closed: a constraint we cannot evaluate is not ignored.
-            raise _refuse(
-                AlertDescription.BAD_CERTIFICATE,
-                f"the nameConstraints of {_describe(issuer)} include a "
-                f"{type(subtree).__name__} subtree, which this validator does not check",
-            )
+            return [
+                _Problem(
+                    _S.SIGNER_CONSTRAINTS_FAILURE,
+                    f"the nameConstraints of {_describe(issuer)} include a "
+                    f"{type(subtree).__name__} subtree, which this validator does not check",
+                )
+            ]
+    problems: list[_Problem] = []
     # RFC 5280 §6.1.3 (b)/(c): constraints bind the leaf and every
     # intermediate below the issuer except self-issued ones.
     for cert in below:
         if cert is not below[0] and _is_self_issued(cert):
             continue
-        san = _find(_extensions(cert), x509.SubjectAlternativeName)
-        if san is None:
-            continue
-        for name in san:
+        parsed = _parse_extensions(cert)
+        san = None if isinstance(parsed, _Problem) else _find(parsed, x509.SubjectAlternativeName)
+        for name in san or ():
             if isinstance(name, x509.DNSName):
                 ok = _dns_allowed(name.value, permitted, excluded)
             elif isinstance(name, x509.IPAddress):
@@ -560,11 +1047,14 @@ def _check_name_constraints(
             else:
                 continue
             if not ok:
-                raise _refuse(
-                    AlertDescription.BAD_CERTIFICATE,
-                    f"the subjectAltName entry {name.value!s} of {_describe(cert)} violates "
-                    f"the nameConstraints of {_describe(issuer)}",
+                problems.append(
+                    _Problem(
+                        _S.SIGNER_CONSTRAINTS_FAILURE,
+                        f"the subjectAltName entry {name.value!s} of {_describe(cert)} "
+                        f"violates the nameConstraints of {_describe(issuer)}",
+                    )
                 )
+    return problems
 
 
 def _dns_allowed(
@@ -653,18 +1143,46 @@ def _dns_matches(pattern: str, host: str) -> bool:
     return len(host_labels) == len(rest) + 1 and host_labels[1:] == rest
 
 
+def _may_have_issued(issuer: x509.Certificate, child: x509.Certificate) -> bool:
+    if issuer.subject != child.issuer:
+        return False
+    # RFC 5280 §4.2.1.1: when both identifiers are there, they must agree.
+    child_exts, issuer_exts = _parse_extensions(child), _parse_extensions(issuer)
+    if isinstance(child_exts, _Problem) or isinstance(issuer_exts, _Problem):
+        # Unparseable extensions are refused with a clear message later.
+        return True
+    aki = _find(child_exts, x509.AuthorityKeyIdentifier)
+    ski = _find(issuer_exts, x509.SubjectKeyIdentifier)
+    if aki is None or aki.key_identifier is None or ski is None:
+        return True
+    return aki.key_identifier == ski.digest
+
+
 def _is_self_issued(cert: x509.Certificate) -> bool:
     return cert.subject == cert.issuer
 
 
-def _extensions(cert: x509.Certificate) -> x509.Extensions:
+def _parse_problem(cert: x509.Certificate, index: int) -> _Problem | None:
+    try:
+        _ = (
+            cert.version,
+            cert.subject,
+            cert.issuer,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            cert.signature_algorithm_oid,
+            cert.public_key_algorithm_oid,
+        )
+    except (ValueError, x509.InvalidVersion) as exc:
+        return _Problem(_S.INVALID, f"certificate {index} of the chain does not parse: {exc}")
+    return None
+
+
+def _parse_extensions(cert: x509.Certificate) -> x509.Extensions | _Problem:
     try:
         return cert.extensions
     except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError) as exc:
-        raise _refuse(
-            AlertDescription.BAD_CERTIFICATE,
-            f"the extensions of {_describe(cert)} do not parse: {exc}",
-        ) from None
+        return _Problem(_S.INVALID, f"the extensions of {_describe(cert)} do not parse: {exc}")
 
 
 def _find(exts: x509.Extensions, kind: type[_E]) -> _E | None:
@@ -678,18 +1196,27 @@ def _describe(cert: x509.Certificate) -> str:
     return f"the certificate for {cert.subject.rfc4514_string()!r}"
 
 
-def _refuse(alert: AlertDescription, message: str) -> CertificateVerificationError:
-    return CertificateVerificationError(message, alert=alert, reasons=(message,))
+def _no_issuer(stuck: x509.Certificate) -> str:
+    return (
+        f"no issuer of {_describe(stuck)} (issued by {stuck.issuer.rfc4514_string()!r}) "
+        "is among the supplied intermediates or the trust anchors"
+    )
 
+
+_BARE_STORE: Final = (
+    "the chain uses Ed25519/Ed448 signatures, which need the trust anchors "
+    "themselves; the verifier was given a bare cryptography Store"
+)
 
 # Signatures that mark an EdDSA issuer, and EdDSA subject keys.
 _EDDSA_SIGNATURES: Final = frozenset({SignatureAlgorithmOID.ED25519, SignatureAlgorithmOID.ED448})
 _EDDSA_KEYS: Final = frozenset({PublicKeyAlgorithmOID.ED25519, PublicKeyAlgorithmOID.ED448})
 
 # cryptography's web-PKI signature set (RSA PKCS#1 v1.5 and PSS, ECDSA, all
-# over SHA-2 256/384/512) plus EdDSA. For PSS the hash is checked; the MGF1
-# hash and salt length are not (cryptography exposes them only privately).
-_SIGNATURES: Final = frozenset(
+# over SHA-2 256/384/512), and the same plus EdDSA for our validator. For PSS
+# the hash is checked; the MGF1 hash and salt length are not (cryptography
+# exposes them only privately).
+_WEBPKI_SIGNATURES: Final = frozenset(
     {
         SignatureAlgorithmOID.RSA_WITH_SHA256,
         SignatureAlgorithmOID.RSA_WITH_SHA384,
@@ -698,26 +1225,52 @@ _SIGNATURES: Final = frozenset(
         SignatureAlgorithmOID.ECDSA_WITH_SHA256,
         SignatureAlgorithmOID.ECDSA_WITH_SHA384,
         SignatureAlgorithmOID.ECDSA_WITH_SHA512,
-        *_EDDSA_SIGNATURES,
     }
 )
+_SIGNATURES: Final = _WEBPKI_SIGNATURES | _EDDSA_SIGNATURES
 _PSS_HASHES: Final = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 _CURVES: Final = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+# CA/Browser Forum baseline requirements §6.1.5, and cryptography's minimum.
+_MIN_RSA_BITS: Final = 2048
 
-# Critical extensions the fallback accepts (RFC 5280 §4.2: any other critical
-# one is refused). The three policy extensions are accepted but not processed:
-# a web-PKI client requires no particular certificate policy.
-_UNDERSTOOD_CRITICAL: Final = frozenset(
-    {
-        ExtensionOID.BASIC_CONSTRAINTS,
-        ExtensionOID.KEY_USAGE,
-        ExtensionOID.EXTENDED_KEY_USAGE,
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
-        ExtensionOID.NAME_CONSTRAINTS,
-        ExtensionOID.CERTIFICATE_POLICIES,
-        ExtensionOID.POLICY_CONSTRAINTS,
-        ExtensionOID.INHIBIT_ANY_POLICY,
-    }
+_WEBPKI: Final = _Profile(
+    # The extensions cryptography's policy processes; it refuses any other
+    # critical one.
+    understood_critical=frozenset(
+        {
+            ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+            ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+            ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+            ExtensionOID.KEY_USAGE,
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+            ExtensionOID.BASIC_CONSTRAINTS,
+            ExtensionOID.NAME_CONSTRAINTS,
+            ExtensionOID.EXTENDED_KEY_USAGE,
+        }
+    ),
+    eddsa_issuers=False,
+    ca_key_usage_required=True,
+    fail_closed_name_constraints=False,
+)
+_RFC5280: Final = _Profile(
+    # RFC 5280 §4.2: any other critical extension is refused. The three policy
+    # extensions are accepted but not processed: a web-PKI client requires no
+    # particular certificate policy.
+    understood_critical=frozenset(
+        {
+            ExtensionOID.BASIC_CONSTRAINTS,
+            ExtensionOID.KEY_USAGE,
+            ExtensionOID.EXTENDED_KEY_USAGE,
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+            ExtensionOID.NAME_CONSTRAINTS,
+            ExtensionOID.CERTIFICATE_POLICIES,
+            ExtensionOID.POLICY_CONSTRAINTS,
+            ExtensionOID.INHIBIT_ANY_POLICY,
+        }
+    ),
+    eddsa_issuers=True,
+    ca_key_usage_required=False,
+    fail_closed_name_constraints=True,
 )
 
 # Candidate issuers tried per chain before path building gives up; a chain
