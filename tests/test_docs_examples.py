@@ -108,6 +108,15 @@ EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
         "client got its transport back",
         "the server's transport reads bytearray(b'plain text from here on')",
     ),
+    "client_certificates.py": (
+        "required: the client is CN=alice.example, verified: True",
+        "required, no certificate: the server raised CertificateRequired: the client sent no "
+        "certificate, and this server requires one (client_auth='required')",
+        "required, no certificate: the client got the peer sent a fatal alert: "
+        "certificate_required (116)",
+        "optional, no certificate: peer certificates ()",
+        "from PKCS#12: verified: True",
+    ),
     "verification.py": (
         "required: CertificateVerificationError, status INVALID | UNEXPECTED_OWNER",
         "required: the peer's certificate did not verify (name mismatch): ",

@@ -27,11 +27,19 @@ class ThrowawayPKI:
     key_pem: bytes
 
 
-def make_throwaway_pki(names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> ThrowawayPKI:
-    """Create an ECDSA P-256 CA and a server leaf for ``names`` (DNS or IP)."""
+def make_throwaway_pki(
+    names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"), *, client: bool = False
+) -> ThrowawayPKI:
+    """Create an ECDSA P-256 CA and a leaf for ``names`` (DNS or IP).
+
+    The leaf is for a server (extendedKeyUsage serverAuth), or with
+    ``client=True`` for a client (clientAuth), issued by a CA of its own name.
+    """
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "triotls throwaway CA")])
+    ca_common_name = "triotls throwaway client CA" if client else "triotls throwaway CA"
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_common_name)])
+    purpose = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -75,7 +83,7 @@ def make_throwaway_pki(names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )

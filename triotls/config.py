@@ -11,14 +11,15 @@ import os
 import ssl
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol, final
+from typing import Final, Literal, Protocol, TypeAlias, final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .engine.connection import KeyLog
@@ -32,7 +33,9 @@ __all__ = [
     "DEFAULT_GROUPS",
     "DEFAULT_KEY_SHARE_GROUPS",
     "DEFAULT_SIGNATURE_SCHEMES",
+    "CertificateResolver",
     "CertifiedKey",
+    "ClientAuth",
     "ClientConfig",
     "Clock",
     "KeyLog",
@@ -219,7 +222,19 @@ class CertifiedKey:
     def from_pem(
         cls, chain_pem: bytes, key_pem: bytes, *, password: bytes | None = None
     ) -> CertifiedKey:
-        """Load a PEM chain (leaf first) and a PEM private key."""
+        """Load a PEM chain (leaf first) and a PEM private key.
+
+        Args:
+            chain_pem: one or more PEM certificates, leaf first.
+            key_pem: the leaf's private key (PKCS#8, traditional or encrypted PEM).
+            password: the password of an encrypted key.
+
+        Raises:
+            ValueError: the data does not parse, the password is wrong or
+                missing, or the key does not match the leaf certificate.
+            TypeError: the key is of an unsupported type, or a password was
+                given for a key that is not encrypted.
+        """
         chain = x509.load_pem_x509_certificates(chain_pem)
         key = serialization.load_pem_private_key(key_pem, password=password)
         if not isinstance(
@@ -227,6 +242,32 @@ class CertifiedKey:
         ):
             raise TypeError(f"unsupported private key type {type(key).__name__}")
         return cls(chain, key)
+
+    @classmethod
+    def from_pkcs12(cls, data: bytes, password: bytes | None = None) -> CertifiedKey:
+        """Load a PKCS#12 (``.p12``/``.pfx``) bundle: key, leaf and extra certificates.
+
+        The extra certificates follow the leaf in the order the bundle lists
+        them, which should be the issuing order (intermediate first).
+
+        Args:
+            data: the DER-encoded PKCS#12 bundle.
+            password: the bundle's password, or None if it has none.
+
+        Raises:
+            ValueError: the bundle does not parse, the password is wrong, it
+                lacks a key or a certificate, or the key does not match the
+                certificate.
+            TypeError: the key is of an unsupported type.
+        """
+        key, leaf, extra = pkcs12.load_key_and_certificates(data, password)
+        if key is None or leaf is None:
+            raise ValueError("the PKCS#12 bundle needs both a private key and its certificate")
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        ):
+            raise TypeError(f"unsupported private key type {type(key).__name__}")
+        return cls([leaf, *extra], key)
 
     @classmethod
     def from_files(
@@ -432,6 +473,23 @@ def _system_trust() -> TrustStore:
     return _SYSTEM_TRUST[0]
 
 
+ClientAuth: TypeAlias = Literal["none", "optional", "required"]
+"""Whether a server asks for a client certificate, and whether it insists.
+
+``"none"`` sends no CertificateRequest; ``"optional"`` asks, and goes on
+without client authentication when the client sends no certificate;
+``"required"`` asks and aborts with certificate_required (RFC 8446
+§4.4.2.4) when none comes."""
+
+CertificateResolver: TypeAlias = Callable[[str | None, tuple[int, ...]], CertifiedKey | None]
+"""Picks the server's certificate for one ClientHello.
+
+Called with the SNI host name (None when the client sent none) and the
+signature schemes the client accepts, as plain ``int`` code points; returns
+the :class:`CertifiedKey` to use, or None to fall back to
+``ServerConfig.certificates``."""
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
@@ -440,12 +498,32 @@ class ServerConfig:
     Attributes:
         certificates: certificate chains with keys; the first whose key fits a
             signature scheme the client accepts is used.
+        certificate_resolver: called for each ClientHello with the SNI name
+            and the client's signature schemes (see
+            :data:`CertificateResolver`); the key it returns is used, and
+            None falls back to ``certificates``. A key that fits none of the
+            client's schemes fails the handshake (handshake_failure).
+        client_auth: ``"none"`` (default), ``"optional"`` or ``"required"``:
+            whether to request a client certificate (see :data:`ClientAuth`
+            and :doc:`/verification`).
+        client_trust: the roots client chains must lead to; required when
+            ``client_auth`` is not ``"none"``. Their subject names are sent
+            in the certificate_authorities extension.
+        client_verify_mode: as ``ClientConfig.verify_mode``, for the
+            client's chain: ``"required"`` aborts the handshake when it
+            does not verify, ``"report"`` completes it and leaves the
+            decision to the caller (``Negotiated.verification``).
+        client_verify_callback: as ``ClientConfig.verify_callback``, for the
+            client's chain.
+        client_max_chain_depth: the most intermediates a client chain's path
+            to a trusted root may hold (default 8).
         alpn_protocols: protocols to accept, most preferred first; when set and
             the client offers none of them, the handshake fails with
             no_application_protocol (RFC 7301 §3.2).
         cipher_suites: suites to accept, most preferred first.
         groups: key exchange groups to accept, most preferred first.
-        signature_schemes: schemes the server may sign with.
+        signature_schemes: schemes the server may sign with, and accepts in
+            a client's CertificateVerify (offered in the CertificateRequest).
         handshake_timeout: seconds for the whole handshake in the trio layer.
         https_compatible: accept a transport EOF without close_notify.
         max_handshake_message_size: largest handshake message accepted.
@@ -460,6 +538,12 @@ class ServerConfig:
     """
 
     certificates: tuple[CertifiedKey, ...]
+    certificate_resolver: CertificateResolver | None = None
+    client_auth: ClientAuth = "none"
+    client_trust: TrustStore | None = None
+    client_verify_mode: VerifyMode = "required"
+    client_verify_callback: VerifyCallback | None = None
+    client_max_chain_depth: int = 8
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
@@ -498,3 +582,18 @@ class ServerConfig:
         )
         if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
             raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
+        if self.client_auth not in ("none", "optional", "required"):
+            raise ValueError(
+                f"client_auth must be 'none', 'optional' or 'required', not {self.client_auth!r}"
+            )
+        if self.client_auth != "none" and self.client_trust is None:
+            raise ValueError(
+                f"client_auth={self.client_auth!r} needs client_trust: the roots that client "
+                "certificates must lead to"
+            )
+        _check_verification(
+            verify_peer=True,
+            verify_mode=self.client_verify_mode,
+            verify_callback=self.client_verify_callback,
+            max_chain_depth=self.client_max_chain_depth,
+        )

@@ -67,7 +67,7 @@ def test_session_state_keeps_the_psk_out_of_its_repr() -> None:
 
 def test_session_state_of_an_unknown_version_is_decode_error() -> None:
     encoded = bytearray(_state().encode())
-    encoded[0] = 2
+    encoded[0] = 0xFF
     with pytest.raises(DecodeError, match="unknown version"):
         SessionState.decode(bytes(encoded))
 

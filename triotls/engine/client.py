@@ -542,8 +542,9 @@ def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certifica
     for index, entry in enumerate(cert.certificate_list):
         if entry.extensions:
             # We request neither OCSP stapling nor SCTs (RFC 8446 §4.4.2).
+            requester = "client" if who == "server" else "server"
             raise UnsupportedExtension(
-                f"{who} certificate {index} carries extensions the client did not request"
+                f"{who} certificate {index} carries extensions the {requester} did not request"
             )
         try:
             chain.append(x509.load_der_x509_certificate(entry.cert_data))

@@ -286,6 +286,29 @@ def decode_cookie(data: bytes) -> bytes:
     return cookie
 
 
+# --- certificate_authorities (RFC 8446 §4.2.4) ----------------------------------
+
+
+def encode_certificate_authorities(names: Sequence[bytes]) -> bytes:
+    """certificate_authorities: DER-encoded X.501 DistinguishedNames."""
+    w = Writer()
+    with w.prefixed16():
+        for name in names:
+            w.vec16(name)
+    return w.getvalue()
+
+
+def decode_certificate_authorities(data: bytes) -> tuple[bytes, ...]:
+    """``DistinguishedName authorities<3..2^16-1>``, each ``opaque <1..2^16-1>``."""
+    r = Reader(data, "certificate_authorities")
+    names_r = r.sub16("authorities", min_len=3)
+    r.expect_end()
+    names: list[bytes] = []
+    while not names_r.is_at_end():
+        names.append(names_r.vec16("DistinguishedName", min_len=1))
+    return tuple(names)
+
+
 # --- psk_key_exchange_modes and pre_shared_key (RFC 8446 §4.2.9, §4.2.11) -------
 
 

@@ -1,9 +1,19 @@
 """The server side of the TLS 1.3 handshake (RFC 8446 §2, §4).
 
 States: ExpectClientHello, then (after a HelloRetryRequest)
-ExpectSecondClientHello; the server flight goes out in one piece; then
-ExpectClientFinished, then ServerTraffic. (Requesting client certificates
-is not implemented yet.)
+ExpectSecondClientHello; the server flight goes out in one piece; then,
+when ``client_auth`` asks for a client certificate in a full handshake,
+ExpectClientCertificate and (for a non-empty chain only)
+ExpectClientCertificateVerify; then ExpectClientFinished, then ServerTraffic.
+
+Session tickets normally leave with the server's first flight: the client's
+Finished is then fully determined by the transcript, so the resumption
+secret can be computed ahead of it. With a CertificateRequest the client's
+Certificate and CertificateVerify come first and cannot be predicted, so
+the tickets go out after the client's Finished has verified, and carry the
+client's chain (when it verified cleanly) so that resuming cannot skip
+client authentication: a server requesting certificates verifies that chain
+again before it accepts the ticket.
 """
 
 from __future__ import annotations
@@ -12,8 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..errors import (
+    CertificateRequired,
+    CertificateVerificationError,
     DecryptError,
     HandshakeFailure,
     IllegalParameter,
@@ -21,6 +34,7 @@ from ..errors import (
     NoApplicationProtocol,
     ProtocolVersionError,
 )
+from .client import CLIENT_SIGNATURE_CONTEXT, parse_certificate_chain, verify_peer_signature
 from .connection import Connection, KeyLog, constant_time_equal
 from .enums import (
     CipherSuite,
@@ -41,14 +55,17 @@ from .extensions import (
     decode_supported_versions_ch,
     decode_u16_list,
     encode_alpn,
+    encode_certificate_authorities,
     encode_key_share_sh,
     encode_u16,
+    encode_u16_list,
 )
 from .keyschedule import KeySchedule, Secret, finished_verify_data, resumption_psk
 from .messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
     CertificateEntry,
+    CertificateRequest,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
@@ -59,6 +76,7 @@ from .messages import (
     frame,
 )
 from .state import HandshakeKind, Negotiated, State
+from .status import VerificationResult
 from .suites import (
     CIPHER_SUITES,
     SIGNATURE_SCHEMES,
@@ -71,6 +89,7 @@ from .suites import (
 )
 from .tickets import SessionState
 from .transcript import Transcript
+from .verify import check_chain, enforce_verification
 
 if TYPE_CHECKING:
     # Annotations only: triotls.config imports triotls.engine (enums, suites),
@@ -122,6 +141,9 @@ class _ServerHandshake:
     sent_ccs: bool = False
     resumed: bool = False
     peer_chain: tuple[x509.Certificate, ...] = ()
+    verification: VerificationResult | None = None
+    # Tickets wait for the client's Finished when a CertificateRequest went out.
+    tickets_deferred: bool = False
 
     def random_bytes(self, n: int) -> bytes:
         return self.config.random.random_bytes(n)
@@ -266,9 +288,9 @@ def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connectio
     cfg = hs.config
     schemes_data = ch.extensions[ExtensionType.SIGNATURE_ALGORITHMS]
     client_schemes = decode_u16_list(schemes_data, "signature_algorithms")
-    hs.certified, hs.scheme = _choose_certificate(cfg, client_schemes)
     sni = ch.extensions.get(ExtensionType.SERVER_NAME)
     hs.server_name = decode_server_name(sni) if sni is not None else None
+    hs.certified, hs.scheme = _choose_certificate(cfg, hs.server_name, client_schemes)
     hs.alpn_protocol = None
     alpn = ch.extensions.get(ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
     if alpn is not None and cfg.alpn_protocols:
@@ -289,19 +311,41 @@ def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connectio
 
 
 def _choose_certificate(
-    cfg: ServerConfig, client_schemes: tuple[int, ...]
+    cfg: ServerConfig, server_name: str | None, client_schemes: tuple[int, ...]
 ) -> tuple[CertifiedKey, SchemeInfo]:
+    """The certificate and scheme to sign with: the resolver's pick, else the first that fits."""
+    if cfg.certificate_resolver is not None:
+        resolved = cfg.certificate_resolver(server_name, client_schemes)
+        if resolved is not None:
+            info = _fitting_scheme(cfg, resolved, client_schemes)
+            if info is None:
+                raise HandshakeFailure(
+                    f"the certificate_resolver chose a certificate for {server_name!r} whose key "
+                    "signs with no scheme the client accepts ("
+                    + ", ".join(f"{s:#06x}" for s in client_schemes)
+                    + ")"
+                )
+            return resolved, info
     for certified in cfg.certificates:
-        kind = key_kind(certified.private_key, is_pss_key=certified.is_pss_key)
-        for scheme in cfg.signature_schemes:
-            info = SIGNATURE_SCHEMES[scheme]
-            if scheme in client_schemes and scheme_fits_key(info, kind):
-                return certified, info
+        info = _fitting_scheme(cfg, certified, client_schemes)
+        if info is not None:
+            return certified, info
     raise HandshakeFailure(
         "none of the server's certificates can sign with a scheme the client accepts ("
         + ", ".join(f"{s:#06x}" for s in client_schemes)
         + ")"
     )
+
+
+def _fitting_scheme(
+    cfg: ServerConfig, certified: CertifiedKey, client_schemes: tuple[int, ...]
+) -> SchemeInfo | None:
+    kind = key_kind(certified.private_key, is_pss_key=certified.is_pss_key)
+    for scheme in cfg.signature_schemes:
+        info = SIGNATURE_SCHEMES[scheme]
+        if scheme in client_schemes and scheme_fits_key(info, kind):
+            return info
+    return None
 
 
 def _send_hello_retry_request(
@@ -348,6 +392,9 @@ def _send_server_flight(
     hs.suite = suite
     hs.group = choice.group
     hs.resumed = resumption is not None
+    if resumption is not None:
+        hs.peer_chain = resumption.client_chain
+        hs.verification = resumption.client_verification
     sh_exts: dict[int, bytes] = {
         ExtensionType.KEY_SHARE: encode_key_share_sh(
             KeyShareEntry(group=choice.group, key_exchange=our_share)
@@ -386,6 +433,11 @@ def _send_server_flight(
         EncryptedExtensions(extensions=ee_exts).encode(),
     )
 
+    # RFC 8446 §4.3.2: a server authenticating with a resumption PSK must not
+    # send a CertificateRequest in the main handshake.
+    if resumption is None and hs.config.client_auth != "none":
+        _emit(hs, conn, HandshakeType.CERTIFICATE_REQUEST, certificate_request(hs.config).encode())
+        hs.tickets_deferred = True
     if resumption is None:
         # RFC 8446 §2.2: a resumed handshake authenticates with the PSK alone.
         certificate = Certificate(
@@ -409,8 +461,41 @@ def _send_server_flight(
     conn.log_secret("EXPORTER_SECRET", ch.random, exporter)
     hs.client_app_secret = client_app
     conn.install_write_key(server_app)
-    _issue_tickets(hs, ch, conn, client_hs)
+    if hs.tickets_deferred:
+        return ExpectClientCertificate(hs)
+    client_finished = frame(
+        HandshakeType.FINISHED,
+        finished_verify_data(hash_name, client_hs, hs.transcript.digest()),
+    )
+    secret = schedule.resumption_master_secret(hs.transcript.digest_with(client_finished))
+    _issue_tickets(hs, conn, secret)
     return ExpectClientFinished(hs)
+
+
+def certificate_request(cfg: ServerConfig) -> CertificateRequest:
+    """Our CertificateRequest (RFC 8446 §4.3.2): the schemes and roots we accept.
+
+    The context is empty, as it must be in the main handshake. The
+    certificate_authorities extension (RFC 8446 §4.2.4) lists the subject
+    names of ``client_trust``'s roots, so a client holding several
+    certificates can pick one that will verify; when those names exceed
+    :data:`MAX_CERTIFICATE_AUTHORITIES_SIZE` the extension is left out
+    (a partial list would steer clients away from the roots left off).
+    """
+    assert cfg.client_trust is not None  # ServerConfig refuses client_auth without it
+    exts: dict[int, bytes] = {
+        ExtensionType.SIGNATURE_ALGORITHMS: encode_u16_list(cfg.signature_schemes),
+    }
+    names = tuple(
+        dict.fromkeys(root.subject.public_bytes() for root in cfg.client_trust.certificates)
+    )
+    if sum(2 + len(name) for name in names) <= MAX_CERTIFICATE_AUTHORITIES_SIZE:
+        exts[ExtensionType.CERTIFICATE_AUTHORITIES] = encode_certificate_authorities(names)
+    return CertificateRequest(certificate_request_context=b"", extensions=exts)
+
+
+#: Largest certificate_authorities list sent, in bytes; above it none is sent.
+MAX_CERTIFICATE_AUTHORITIES_SIZE: Final = 2**14
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,6 +505,8 @@ class _Resumption:
     index: int
     schedule: KeySchedule
     state: SessionState
+    client_chain: tuple[x509.Certificate, ...] = ()
+    client_verification: VerificationResult | None = None
 
 
 #: Offered identities looked at; more would only cost decryptions.
@@ -462,6 +549,10 @@ def _accept_psk(
             continue
         if state.server_name != hs.server_name or state.alpn_protocol != hs.alpn_protocol:
             continue
+        identity_check = _check_resumed_client(hs, state)
+        if identity_check is None:
+            continue
+        client_chain, client_verification = identity_check
         schedule = KeySchedule(suite.hash_name, state.psk)
         truncated = raw[: len(raw) - offer.binders_length]
         expected = finished_verify_data(
@@ -469,33 +560,80 @@ def _accept_psk(
         )
         if not constant_time_equal(expected, offer.binders[index]):
             raise DecryptError("the PSK binder of the offered ticket does not verify")
-        return _Resumption(index=index, schedule=schedule, state=state)
+        return _Resumption(
+            index=index,
+            schedule=schedule,
+            state=state,
+            client_chain=client_chain,
+            client_verification=client_verification,
+        )
     return None
 
 
-def _issue_tickets(
-    hs: _ServerHandshake, ch: ClientHello, conn: Connection, client_hs: Secret
-) -> None:
-    """Send NewSessionTickets with our first flight (RFC 8446 §4.6.1).
+def _check_resumed_client(
+    hs: _ServerHandshake, state: SessionState
+) -> tuple[tuple[x509.Certificate, ...], VerificationResult | None] | None:
+    """The client identity a ticket carries, verified again; None: do not resume.
 
-    Sent now, not after the client's Finished, so a protocol where only the
-    client talks never needs the server to write later (trio issue #819);
-    the client's Finished is fully determined by the transcript, so the
-    resumption secret can be computed ahead of it, as OpenSSL does.
+    A resumed handshake has no CertificateRequest (RFC 8446 §4.3.2), so the
+    ticket stands for the client's certificate. With ``client_auth="required"``
+    a ticket without one is not resumed (the full handshake then asks for a
+    certificate); a chain the ticket carries is verified again with today's
+    clock, trust and callback, and a chain that no longer passes means a full
+    handshake too. With ``client_auth="none"`` the stored chain is ignored.
     """
     cfg = hs.config
-    modes = ch.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
+    if cfg.client_auth == "none":
+        return (), None
+    if not state.client_chain:
+        return None if cfg.client_auth == "required" else ((), None)
+    assert cfg.client_trust is not None  # ServerConfig refuses client_auth without it
+    try:
+        chain = tuple(x509.load_der_x509_certificate(der) for der in state.client_chain)
+    except ValueError:
+        return None  # our own sealed bytes; unparsable only if cryptography changed
+    result = check_chain(
+        chain,
+        cfg.client_trust,
+        purpose="client",
+        server_name=None,
+        now=cfg.clock.now(),
+        max_depth=cfg.client_max_chain_depth,
+    )
+    if not result.is_valid:
+        return None
+    try:
+        enforce_verification(result, mode="required", callback=cfg.client_verify_callback)
+    except CertificateVerificationError:
+        return None
+    return chain, result
+
+
+def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> None:
+    """Send NewSessionTickets (RFC 8446 §4.6.1) derived from resumption ``secret``.
+
+    Without a CertificateRequest they go with our first flight, not after
+    the client's Finished, so a protocol where only the client talks never
+    needs the server to write later (trio issue #819); the client's Finished
+    is fully determined by the transcript, so the resumption secret can be
+    computed ahead of it, as OpenSSL does. With one, they follow the
+    client's Finished (see the module docstring).
+    """
+    cfg = hs.config
+    assert hs.client_hello is not None  # set before any flight
+    modes = hs.client_hello.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
     if not cfg.ticket_count or modes is None:
         return
     if PskKeyExchangeMode.PSK_DHE_KE not in decode_psk_modes(modes):
         return
-    assert hs.suite is not None and hs.schedule is not None  # set in the flight
+    client_chain: tuple[bytes, ...] = ()
+    if cfg.client_auth != "none" and hs.verification is not None and hs.verification.is_valid:
+        client_chain = tuple(cert.public_bytes(Encoding.DER) for cert in hs.peer_chain)
+        if sum(len(der) for der in client_chain) > _MAX_TICKET_CLIENT_CHAIN:
+            # Too big to carry; a ticket without it would resume unauthenticated.
+            return
+    assert hs.suite is not None  # set in the flight
     hash_name = hs.suite.hash_name
-    client_finished = frame(
-        HandshakeType.FINISHED,
-        finished_verify_data(hash_name, client_hs, hs.transcript.digest()),
-    )
-    secret = hs.schedule.resumption_master_secret(hs.transcript.digest_with(client_finished))
     now = cfg.clock.now()
     for counter in range(cfg.ticket_count):
         nonce = counter.to_bytes(1, "big")
@@ -508,6 +646,7 @@ def _issue_tickets(
             ticket_age_add=age_add,
             alpn_protocol=hs.alpn_protocol,
             server_name=hs.server_name,
+            client_chain=client_chain,
         )
         ticket = NewSessionTicket(
             ticket_lifetime=cfg.ticket_lifetime,
@@ -516,6 +655,10 @@ def _issue_tickets(
             ticket=cfg.ticket_keys.seal(state, hs.random_bytes(12)),
         )
         conn.queue_handshake(frame(HandshakeType.NEW_SESSION_TICKET, ticket.encode()))
+
+
+#: Largest client chain (DER bytes) a ticket carries; beyond it no ticket is sent.
+_MAX_TICKET_CLIENT_CHAIN: Final = 2**14
 
 
 def encrypted_extensions(
@@ -543,6 +686,76 @@ def _emit(hs: _ServerHandshake, conn: Connection, msg_type: int, body: bytes) ->
 
 
 @final
+class ExpectClientCertificate(State):
+    """Waiting for the client's Certificate, which our CertificateRequest asked for."""
+
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE})
+
+    def __init__(self, hs: _ServerHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        cfg = hs.config
+        cert = Certificate.decode(msg.body)
+        if cert.certificate_request_context:
+            # RFC 8446 §4.4.2: it echoes our CertificateRequest's, which was empty.
+            raise IllegalParameter(
+                "the client's Certificate has a certificate_request_context; the "
+                "CertificateRequest sent an empty one"
+            )
+        hs.transcript.add(msg.raw)
+        if not cert.certificate_list:
+            if cfg.client_auth == "required":
+                # RFC 8446 §4.4.2.4: certificate_required.
+                raise CertificateRequired(
+                    "the client sent no certificate, and this server requires one "
+                    "(client_auth='required')"
+                )
+            return ExpectClientFinished(hs)
+        chain = parse_certificate_chain(cert, "client")
+        assert cfg.client_trust is not None  # ServerConfig refuses client_auth without it
+        result = check_chain(
+            chain,
+            cfg.client_trust,
+            purpose="client",
+            server_name=None,
+            now=cfg.clock.now(),
+            max_depth=cfg.client_max_chain_depth,
+        )
+        # Raises, and so aborts the handshake, when the mode refuses the chain.
+        enforce_verification(
+            result, mode=cfg.client_verify_mode, callback=cfg.client_verify_callback
+        )
+        hs.peer_chain = chain
+        hs.verification = result
+        return ExpectClientCertificateVerify(hs)
+
+
+@final
+class ExpectClientCertificateVerify(State):
+    """Waiting for the client's CertificateVerify over the transcript so far."""
+
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE_VERIFY})
+
+    def __init__(self, hs: _ServerHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        cv = CertificateVerify.decode(msg.body)
+        # The schemes our CertificateRequest offered (RFC 8446 §4.4.3).
+        verify_peer_signature(
+            cv,
+            hs.peer_chain[0],
+            hs.config.signature_schemes,
+            CLIENT_SIGNATURE_CONTEXT + hs.transcript.digest(),
+        )
+        hs.transcript.add(msg.raw)
+        return ExpectClientFinished(hs)
+
+
+@final
 class ExpectClientFinished(State):
     """Waiting for the client's Finished."""
 
@@ -564,7 +777,9 @@ class ExpectClientFinished(State):
             raise DecryptError("the client's Finished does not verify (transcript mismatch)")
         hs.transcript.add(msg.raw)
         conn.install_read_key(hs.client_app_secret, "the client's application data")
-        hs.schedule.resumption_master_secret(hs.transcript.digest())
+        secret = hs.schedule.resumption_master_secret(hs.transcript.digest())
+        if hs.tickets_deferred:
+            _issue_tickets(hs, conn, secret)
         assert hs.group is not None  # set in the flight
         conn.complete_handshake(
             Negotiated(
@@ -575,8 +790,11 @@ class ExpectClientFinished(State):
                 alpn_protocol=hs.alpn_protocol,
                 server_name=hs.server_name,
                 peer_certificates=hs.peer_chain,
-                verified_chain=None,
+                verified_chain=(
+                    hs.verification.verified_chain if hs.verification is not None else None
+                ),
                 handshake_kind=_handshake_kind(resumed=hs.resumed, retried=hs.hello_retry),
+                verification=hs.verification,
             )
         )
         return ServerTraffic()

@@ -46,12 +46,15 @@ class Negotiated:
             peer was not verified.
         handshake_kind: full or resumed, with or without HelloRetryRequest.
         verification: how the peer's chain verified: its status, reasons and
-            chains. None when the peer was not verified (``verify_peer=False``,
-            or a server, which does not verify client certificates yet). Also
+            chains. None when the peer was not verified: a client with
+            ``verify_peer=False``, or a server that did not request a client
+            certificate or got none (``client_auth``). Also
             set when the status is not clean: with ``verify_mode="report"``,
             or when a ``verify_callback`` accepted the chain. A resumed
-            session reports the clean result of the handshake that issued
-            its ticket (tickets are kept only from those).
+            session reports, on the client, the clean result of the
+            handshake that issued its ticket (tickets are kept only from
+            those); on a server requesting client certificates, the result
+            of verifying the chain the ticket carries again.
     """
 
     version: int

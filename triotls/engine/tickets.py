@@ -28,7 +28,8 @@ __all__ = ["ClientSession", "SessionCache", "SessionState", "TicketKeys"]
 
 _KEY_ID_LEN: Final = 8
 _NONCE_LEN: Final = 12
-_STATE_VERSION: Final = 1
+# 2: the client's certificate chain was added (client authentication).
+_STATE_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +44,11 @@ class SessionState:
         ticket_age_add: the obfuscation value sent with the ticket.
         alpn_protocol: ALPN of the original connection (must match on resumption).
         server_name: SNI of the original connection (must match on resumption).
+        client_chain: the certificate chain (DER, leaf first) the client
+            authenticated with in the original connection; empty when it
+            did not authenticate, or its chain did not verify cleanly. A
+            server that requests client certificates verifies it again before
+            resuming (see :doc:`/verification`).
     """
 
     cipher_suite: int
@@ -52,6 +58,7 @@ class SessionState:
     ticket_age_add: int
     alpn_protocol: str | None
     server_name: str | None
+    client_chain: tuple[bytes, ...] = field(default=(), repr=False)
 
     def encode(self) -> bytes:
         """Serialize for sealing."""
@@ -64,6 +71,9 @@ class SessionState:
         w.u32(self.ticket_age_add)
         w.vec8((self.alpn_protocol or "").encode())
         w.vec16((self.server_name or "").encode())
+        with w.prefixed24():
+            for der in self.client_chain:
+                w.vec24(der)
         return w.getvalue()
 
     @classmethod
@@ -79,6 +89,10 @@ class SessionState:
         age_add = r.u32("ticket_age_add")
         alpn = r.vec8("alpn").decode()
         name = r.vec16("server_name").decode()
+        chain_r = r.sub24("client_chain")
+        chain: list[bytes] = []
+        while not chain_r.is_at_end():
+            chain.append(chain_r.vec24("client certificate", min_len=1))
         r.expect_end()
         return cls(
             cipher_suite=suite,
@@ -88,6 +102,7 @@ class SessionState:
             ticket_age_add=age_add,
             alpn_protocol=alpn or None,
             server_name=name or None,
+            client_chain=tuple(chain),
         )
 
 
