@@ -6,7 +6,7 @@ handles complete records one by one: handshake records go through the
 the connection; application data becomes events. Everything a handler wants
 to write is queued in order: handshake messages collect in
 ``_pending_handshake`` until anything else is written or the write key
-changes, then are sealed together into ``_out``, so a flight takes as few
+changes, then are sealed together onto ``_out``, so a flight takes as few
 records as fit. Errors are caught at the public
 boundary only: a :class:`LocalAlert` queues its alert (sealed if a key is
 installed), the connection latches the error, and every later call raises
@@ -60,7 +60,10 @@ class Connection:
         self._reader = RecordReader()
         self._writer = RecordWriter()
         self._handshake = HandshakeBuffer(max_handshake_message_size)
-        self._out = bytearray()
+        # Sealed records waiting for data_to_send(), as separate chunks: one
+        # join at the end copies each byte once (a bytearray grown record by
+        # record and copied out again costs two more copies).
+        self._out: list[bytes] = []
         # Handshake messages queued under the current write key but not sealed
         # yet: consecutive messages share records (RFC 8446 §5.1 allows it),
         # so a server flight is one record, not one per message.
@@ -121,8 +124,9 @@ class Connection:
         self._seal_pending_handshake()
         if not self._out:
             return b""
-        out = bytes(self._out)
-        self._out.clear()
+        chunks = self._out
+        self._out = []
+        out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return out
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -305,7 +309,7 @@ class Connection:
         if self._key_update_pending or self._writer.wants_key_update:
             self._key_update(False)
         self._seal_pending_handshake()
-        self._out += self._writer.seal(ContentType.APPLICATION_DATA, data)
+        self._out.append(self._writer.seal(ContentType.APPLICATION_DATA, data))
 
     def _key_update(self, request_peer: bool) -> None:
         if self._negotiated is None:
@@ -325,7 +329,7 @@ class Connection:
 
     def _send_alert(self, description: int, level: int) -> None:
         self._seal_pending_handshake()
-        self._out += self._writer.seal(ContentType.ALERT, bytes([level, description]))
+        self._out.append(self._writer.seal(ContentType.ALERT, bytes([level, description])))
 
     # --- what handshake states call ---------------------------------------------
 
@@ -339,15 +343,17 @@ class Connection:
     def _seal_pending_handshake(self) -> None:
         """Seal the queued handshake messages into as few records as fit."""
         if self._pending_handshake:
-            self._out += self._writer.seal(
-                ContentType.HANDSHAKE, bytes(self._pending_handshake), self._pending_version
+            self._out.append(
+                self._writer.seal(
+                    ContentType.HANDSHAKE, bytes(self._pending_handshake), self._pending_version
+                )
             )
             self._pending_handshake.clear()
 
     def queue_change_cipher_spec(self) -> None:
         """Queue the middlebox-compatibility CCS (RFC 8446 appendix D.4)."""
         self._seal_pending_handshake()
-        self._out += b"\x14\x03\x03\x00\x01\x01"
+        self._out.append(b"\x14\x03\x03\x00\x01\x01")
 
     def allow_change_cipher_spec(self, allowed: bool) -> None:
         """Whether a dummy CCS from the peer is dropped (True) or fatal."""
