@@ -395,6 +395,9 @@ class ClientConfig:
         key_share_groups: groups to send key shares for in the first ClientHello.
         signature_schemes: handshake signature schemes to accept.
         certificate: a client certificate for servers that ask for one.
+        post_handshake_auth: offer post-handshake client authentication
+            (RFC 8446 §4.6.2): the server may then ask for a certificate at
+            any time after the handshake (see :doc:`/verification`).
         middlebox_compat: RFC 8446 appendix D.4 compatibility mode.
         handshake_timeout: seconds for the whole handshake in the trio layer;
             None for no limit.
@@ -421,6 +424,7 @@ class ClientConfig:
     key_share_groups: tuple[NamedGroup, ...] = DEFAULT_KEY_SHARE_GROUPS
     signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
     certificate: CertifiedKey | None = None
+    post_handshake_auth: bool = False
     middlebox_compat: bool = True
     handshake_timeout: float | None = 40.0
     https_compatible: bool = False

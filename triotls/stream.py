@@ -229,6 +229,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._sent_eof = False
         self._handshake_started_at: float | None = None
         self._handshake_seconds: float | None = None
+        self._client_certificate_result: events.ClientCertificateReceived | None = None
 
     # --- what was negotiated --------------------------------------------------
 
@@ -289,6 +290,14 @@ class TLSStream(trio.abc.HalfCloseableStream):
         """
         n = self._conn.negotiated
         return None if n is None else n.verification
+
+    @property
+    def client_certificate_result(self) -> events.ClientCertificateReceived | None:
+        """Server side: the client's latest answer to :meth:`request_client_certificate`.
+
+        None until an answer has arrived through ``receive_some``.
+        """
+        return self._client_certificate_result
 
     @property
     def handshake_seconds(self) -> float | None:
@@ -421,6 +430,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 self._close_reason = CloseReason.CLOSE_NOTIFY
             elif isinstance(event, events.NewSessionTicketReceived):
                 self._remember_session(event)
+            elif isinstance(event, events.ClientCertificateReceived):
+                self._client_certificate_result = event
             elif (
                 isinstance(event, events.HandshakeComplete)
                 and self._handshake_started_at is not None
@@ -648,6 +659,32 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._check_usable()
             await self._ensure_handshake()
             self._conn.key_update(request_peer=request_peer)
+            await self._flush()
+
+    async def request_client_certificate(self) -> None:
+        """Server side: ask the client for a certificate now (RFC 8446 §4.6.2).
+
+        Completes the handshake first if needed, then sends a
+        CertificateRequest. The answer arrives while the application
+        reads: after a later ``receive_some`` has consumed it,
+        :attr:`client_certificate_result` holds it.
+
+        Raises:
+            UsageError: this is the client side, the client did not offer
+                post_handshake_auth, the config has no ``client_trust``, or
+                an earlier request is still unanswered.
+
+        Cancellation before the request is written leaves nothing sent; a
+        cancelled write breaks the stream, as for :meth:`send_all`.
+        """
+        with self._outer_send:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            conn = self._conn
+            if not isinstance(conn, ServerConnection):
+                raise UsageError("only the server side can request a client certificate")
+            await self._ensure_handshake()
+            conn.request_client_certificate()
             await self._flush()
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:

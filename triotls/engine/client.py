@@ -3,13 +3,14 @@
 States, in order: ExpectServerHello (which may loop once through a
 HelloRetryRequest), ExpectEncryptedExtensions,
 ExpectCertificateOrCertificateRequest, ExpectCertificate,
-ExpectCertificateVerify, ExpectFinished, then ClientTraffic.
+ExpectCertificateVerify, ExpectFinished, then ClientTraffic, which also
+answers a post-handshake CertificateRequest (RFC 8446 §4.6.2) when the
+client offered post_handshake_auth.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Final, final
@@ -31,7 +32,7 @@ from ..errors import (
 )
 from .connection import Connection, KeyLog, constant_time_equal
 from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
-from .events import NewSessionTicketReceived
+from .events import CertificateRequested, NewSessionTicketReceived
 from .extensions import (
     KeyShareEntry,
     OfferedPsks,
@@ -77,7 +78,7 @@ from .suites import (
 )
 from .tickets import ClientSession
 from .transcript import Transcript
-from .verify import check_chain, enforce_verification
+from .verify import check_chain, enforce_verification, ip_literal, load_certificate
 
 if TYPE_CHECKING:
     # Annotations only: triotls.config imports triotls.engine (enums, suites),
@@ -194,11 +195,7 @@ class _ClientHandshake:
 
 
 def _is_ip_literal(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    return ip_literal(name) is not None
 
 
 def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
@@ -213,6 +210,8 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
         exts[ExtensionType.SERVER_NAME] = encode_server_name(hs.server_name)
     exts[ExtensionType.SUPPORTED_GROUPS] = encode_u16_list(cfg.groups)
     exts[ExtensionType.SIGNATURE_ALGORITHMS] = encode_u16_list(cfg.signature_schemes)
+    if cfg.post_handshake_auth:
+        exts[ExtensionType.POST_HANDSHAKE_AUTH] = b""  # RFC 8446 §4.2.6: always empty
     if cfg.alpn_protocols:
         exts[ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION] = encode_alpn(
             [p.encode() for p in cfg.alpn_protocols]
@@ -547,7 +546,7 @@ def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certifica
                 f"{who} certificate {index} carries extensions the {requester} did not request"
             )
         try:
-            chain.append(x509.load_der_x509_certificate(entry.cert_data))
+            chain.append(load_certificate(entry.cert_data))
         except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise BadCertificate(
                 f"{who} certificate {index} is not valid DER X.509: {exc}"
@@ -665,7 +664,7 @@ class ExpectFinished(State):
             conn.queue_change_cipher_spec()
             hs.sent_ccs = True
         if hs.certificate_request is not None:
-            _emit_client_certificate(hs, conn)
+            _emit_client_certificate(hs.config, hs.certificate_request, hs.transcript, conn)
         verify_data = finished_verify_data(hash_name, hs.client_secret, hs.transcript.digest())
         raw = frame(HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
         hs.transcript.add(raw)
@@ -719,7 +718,14 @@ class ExpectFinished(State):
                 # resuming it checks nothing again: keep none from a chain
                 # that did not verify, even one the caller let through.
                 resumable=hs.verification is None or hs.verification.is_valid,
+            ),
+            _PostHandshakeAuth(
+                config=hs.config,
+                hash_name=hash_name,
+                transcript=hs.transcript,  # ends with our Finished
             )
+            if hs.config.post_handshake_auth
+            else None,
         )
 
 
@@ -750,20 +756,24 @@ def _log_application_secrets(conn: Connection, hs: _ClientHandshake) -> None:
     conn.log_secret("EXPORTER_SECRET", client_random, exporter)
 
 
-def _emit_client_certificate(hs: _ClientHandshake, conn: Connection) -> None:
-    """Answer a CertificateRequest: our chain and signature, or an empty list."""
-    assert hs.certificate_request is not None  # only called when a request came
+def _emit_client_certificate(
+    config: ClientConfig, request: CertificateRequest, transcript: Transcript, conn: Connection
+) -> bool:
+    """Answer a CertificateRequest: our chain and signature, or an empty list.
+
+    Returns:
+        whether a certificate was sent.
+    """
     from .extensions import decode_u16_list
 
-    request = hs.certificate_request
     accepted = decode_u16_list(
         request.extensions[ExtensionType.SIGNATURE_ALGORITHMS], "signature_algorithms"
     )
-    certified = hs.config.certificate
+    certified = config.certificate
     chosen = None
     if certified is not None:
         kind = key_kind(certified.private_key, is_pss_key=certified.is_pss_key)
-        for scheme in hs.config.signature_schemes:
+        for scheme in config.signature_schemes:
             info = SIGNATURE_SCHEMES[scheme]
             if scheme in accepted and scheme_fits_key(info, kind):
                 chosen = info
@@ -776,19 +786,18 @@ def _emit_client_certificate(hs: _ClientHandshake, conn: Connection) -> None:
         certificate_list=tuple(CertificateEntry(cert_data=der) for der in entries),
     ).encode()
     raw = frame(HandshakeType.CERTIFICATE, body)
-    hs.transcript.add(raw)
+    transcript.add(raw)
     conn.queue_handshake(raw)
     if certified is None or chosen is None:
-        return
-    signature = sign(
-        certified.private_key, chosen, CLIENT_SIGNATURE_CONTEXT + hs.transcript.digest()
-    )
+        return False
+    signature = sign(certified.private_key, chosen, CLIENT_SIGNATURE_CONTEXT + transcript.digest())
     raw = frame(
         HandshakeType.CERTIFICATE_VERIFY,
         CertificateVerify(algorithm=chosen.scheme, signature=signature).encode(),
     )
-    hs.transcript.add(raw)
+    transcript.add(raw)
     conn.queue_handshake(raw)
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -805,18 +814,41 @@ class _TicketContext:
     resumable: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PostHandshakeAuth:
+    """What answering a post-handshake CertificateRequest (RFC 8446 §4.6.2) needs.
+
+    ``transcript`` ends with our Finished and is never added to: each
+    request continues a copy of it (RFC 8446 §4.4, the "Post-Handshake" row).
+    """
+
+    config: ClientConfig
+    hash_name: str
+    transcript: Transcript
+
+
 @final
 class ClientTraffic(State):
-    """The handshake is done: tickets and key updates may still arrive."""
+    """The handshake is done: tickets, key updates and certificate requests may arrive."""
 
-    expects: ClassVar = frozenset({HandshakeType.NEW_SESSION_TICKET, HandshakeType.KEY_UPDATE})
+    expects: ClassVar = frozenset(
+        {
+            HandshakeType.NEW_SESSION_TICKET,
+            HandshakeType.KEY_UPDATE,
+            HandshakeType.CERTIFICATE_REQUEST,
+        }
+    )
 
-    def __init__(self, tickets: _TicketContext) -> None:
+    def __init__(self, tickets: _TicketContext, auth: _PostHandshakeAuth | None = None) -> None:
         self._tickets = tickets
+        self._auth = auth  # None: we did not offer post_handshake_auth
 
     def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
         if msg.msg_type == HandshakeType.KEY_UPDATE:
             conn.receive_key_update(msg)
+            return self
+        if msg.msg_type == HandshakeType.CERTIFICATE_REQUEST:
+            self._answer_certificate_request(msg, conn)
             return self
         ticket = NewSessionTicket.decode(msg.body)
         ctx = self._tickets
@@ -842,3 +874,29 @@ class ClientTraffic(State):
         )
         conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime, session=session))
         return self
+
+    def _answer_certificate_request(self, msg: HandshakeMessage, conn: Connection) -> None:
+        auth = self._auth
+        if auth is None:
+            # RFC 8446 §4.6.2: unexpected_message without post_handshake_auth.
+            raise UnexpectedMessage(
+                "received CERTIFICATE_REQUEST in state ClientTraffic, but the client did not "
+                "offer post_handshake_auth"
+            )
+        request = CertificateRequest.decode(msg.body)
+        if ExtensionType.SIGNATURE_ALGORITHMS not in request.extensions:
+            raise MissingExtension("CertificateRequest has no signature_algorithms")
+        if conn.closed:
+            return  # nothing may follow our close_notify
+        transcript = auth.transcript.copy()
+        transcript.add(msg.raw)
+        # RFC 8446 §4.6.2: Certificate [CertificateVerify] Finished, consecutive,
+        # queued behind whatever we sent before, under the current write key.
+        sent = _emit_client_certificate(auth.config, request, transcript, conn)
+        verify_data = finished_verify_data(
+            auth.hash_name, conn.client_application_secret(), transcript.digest()
+        )
+        conn.queue_handshake(
+            frame(HandshakeType.FINISHED, Finished(verify_data=verify_data).encode())
+        )
+        conn.push_event(CertificateRequested(certificate_sent=sent))

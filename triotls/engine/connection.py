@@ -415,6 +415,14 @@ class Connection:
         assert self._suite is not None and self._write_secret is not None  # in Traffic
         self.install_write_key(next_traffic_secret(self._suite.hash_name, self._write_secret))
 
+    def client_application_secret(self) -> Secret:
+        """client_application_traffic_secret_N, the current one (RFC 8446 §4.4)."""
+        # The client writes with it and the server reads with it; KeyUpdate
+        # moves both ends to N+1.
+        secret = self._write_secret if self.is_client else self._read_secret
+        assert secret is not None  # called in the Traffic states, where keys are set
+        return secret
+
     def log_secret(self, label: str, client_random: bytes, secret: bytes) -> None:
         """Report a secret to the key log (NSS key log format labels)."""
         if self._key_log is not None:

@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
+    from .status import VerificationResult
     from .tickets import ClientSession
 
 __all__ = [
     "ApplicationData",
+    "CertificateRequested",
+    "ClientCertificateReceived",
     "CloseNotify",
     "Event",
     "HandshakeComplete",
@@ -56,3 +61,31 @@ class NewSessionTicketReceived(Event):
 
     lifetime: int
     session: ClientSession | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequested(Event):
+    """Client side: the server asked for a certificate after the handshake.
+
+    The answer (RFC 8446 §4.6.2: Certificate, CertificateVerify when a
+    certificate fits the request, and Finished) is already queued in
+    ``data_to_send()``.
+    """
+
+    certificate_sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificateReceived(Event):
+    """Server side: the client answered a post-handshake CertificateRequest.
+
+    Its CertificateVerify and Finished have verified. ``peer_certificates``
+    is empty and ``verification`` None when the client declined; otherwise
+    ``verification`` is how the chain verified against ``client_trust``
+    (a chain that ``client_verify_mode`` refuses fails the connection
+    instead). What to do with a client that declined is the application's
+    decision.
+    """
+
+    peer_certificates: tuple[x509.Certificate, ...]
+    verification: VerificationResult | None

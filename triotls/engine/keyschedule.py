@@ -34,15 +34,19 @@ Secret = NewType("Secret", bytes)
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) (RFC 5869 §2.2)."""
     if not salt:
-        salt = bytes(hashlib.new(hash_name).digest_size)
+        salt = bytes(len(_empty_hash(hash_name)))
     return hmac.digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
-    out = b""
-    block = b""
-    counter = 1
+    # Every TLS 1.3 secret, key and IV fits in T(1): one HMAC, no loop.
+    first = hmac.digest(prk, info + b"\x01", hash_name)
+    if length <= len(first):
+        return first if length == len(first) else first[:length]
+    out = first
+    block = first
+    counter = 2
     while len(out) < length:
         block = hmac.digest(prk, block + info + bytes([counter]), hash_name)
         out += block
@@ -56,10 +60,22 @@ def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` excludes the "tls13 " prefix."""
-    full_label = b"tls13 " + label
-    info = struct.pack(">HB", length, len(full_label)) + full_label
-    info += bytes([len(context)]) + context
-    return hkdf_expand(hash_name, secret, info, length)
+    # An exporter label from the application may be any bytes-like object.
+    cacheable = type(label) is bytes
+    prefix = _LABEL_PREFIXES.get((label, length)) if cacheable else None
+    if prefix is None:
+        full_label = b"tls13 " + label
+        prefix = struct.pack(">HB", length, len(full_label)) + full_label
+        # Exporter labels come from the application: keep the cache bounded.
+        if cacheable and len(_LABEL_PREFIXES) < _MAX_CACHED_LABELS:
+            _LABEL_PREFIXES[(label, length)] = prefix
+    return hkdf_expand(hash_name, secret, prefix + bytes([len(context)]) + context, length)
+
+
+# The HkdfLabel up to its context (length, label), per (label without "tls13 ",
+# length): a handshake uses a dozen of them, each many times.
+_LABEL_PREFIXES: dict[tuple[bytes, int], bytes] = {}
+_MAX_CACHED_LABELS: Final = 256
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> Secret:
@@ -81,9 +97,7 @@ def traffic_key_and_iv(
 def next_traffic_secret(hash_name: str, secret: bytes) -> Secret:
     """application_traffic_secret_N+1 (RFC 8446 §7.2)."""
     return Secret(
-        hkdf_expand_label(
-            hash_name, secret, b"traffic upd", b"", hashlib.new(hash_name).digest_size
-        )
+        hkdf_expand_label(hash_name, secret, b"traffic upd", b"", len(_empty_hash(hash_name)))
     )
 
 
@@ -116,7 +130,7 @@ class KeySchedule:
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name
-        self.hash_len = hashlib.new(hash_name).digest_size
+        self.hash_len = len(_empty_hash(hash_name))
         zeros = bytes(self.hash_len)
         self.early_secret = Secret(hkdf_extract(hash_name, zeros, psk or zeros))
         self._handshake_secret: Secret | None = None
@@ -125,7 +139,7 @@ class KeySchedule:
         self._application_secrets: tuple[Secret, Secret] | None = None
 
     def _empty_hash(self) -> bytes:
-        return hashlib.new(self.hash_name).digest()
+        return _empty_hash(self.hash_name)
 
     def binder_key(self, *, external: bool = False) -> Secret:
         """The PSK binder key: "ext binder" or "res binder" (RFC 8446 §7.1)."""
@@ -191,8 +205,19 @@ class KeySchedule:
 
 def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
     """The PSK of a ticket (RFC 8446 §4.6.1)."""
-    size = hashlib.new(hash_name).digest_size
+    size = len(_empty_hash(hash_name))
     return hkdf_expand_label(hash_name, resumption_master_secret, b"resumption", ticket_nonce, size)
 
+
+def _empty_hash(hash_name: str) -> bytes:
+    """Hash(""): its length is the hash's; computed once per algorithm."""
+    empty = _EMPTY_HASHES.get(hash_name)
+    if empty is None:
+        empty = _EMPTY_HASHES[hash_name] = hashlib.new(hash_name).digest()
+    return empty
+
+
+# Keyed by the cipher suites' hash names: a handful at most.
+_EMPTY_HASHES: dict[str, bytes] = {}
 
 MAX_EXPORT_LENGTH: Final = 255 * 64

@@ -5,6 +5,10 @@ ExpectSecondClientHello; the server flight goes out in one piece; then,
 when ``client_auth`` asks for a client certificate in a full handshake,
 ExpectClientCertificate and (for a non-empty chain only)
 ExpectClientCertificateVerify; then ExpectClientFinished, then ServerTraffic.
+When the client offered post_handshake_auth, ``request_client_certificate``
+leads from ServerTraffic through ExpectPostHandshakeCertificate,
+ExpectPostHandshakeCertificateVerify and ExpectPostHandshakeFinished back
+to ServerTraffic (RFC 8446 §4.6.2); application data flows meanwhile.
 
 Session tickets normally leave with the server's first flight: the client's
 Finished is then fully determined by the transcript, so the resumption
@@ -33,6 +37,7 @@ from ..errors import (
     MissingExtension,
     NoApplicationProtocol,
     ProtocolVersionError,
+    UsageError,
 )
 from .client import CLIENT_SIGNATURE_CONTEXT, parse_certificate_chain, verify_peer_signature
 from .connection import Connection, KeyLog, constant_time_equal
@@ -44,9 +49,11 @@ from .enums import (
     PskKeyExchangeMode,
     SignatureScheme,
 )
+from .events import ClientCertificateReceived
 from .extensions import (
     KeyShareEntry,
     decode_alpn,
+    decode_empty,
     decode_key_share_ch,
     decode_pre_shared_key_ch,
     decode_psk_modes,
@@ -119,6 +126,34 @@ class ServerConnection(Connection):
 
     def start_handshake(self) -> None:
         """Nothing to do: the server waits for the ClientHello."""
+
+    def request_client_certificate(self) -> None:
+        """Queue a post-handshake CertificateRequest (RFC 8446 §4.6.2).
+
+        The client's answer arrives from ``receive_data`` as a
+        :class:`~triotls.engine.events.ClientCertificateReceived` event,
+        possibly after more application data.
+
+        Raises:
+            UsageError: the handshake is not complete, the connection is
+                closed, the client did not offer post_handshake_auth, the
+                config has no ``client_trust``, or an earlier request is
+                still unanswered.
+        """
+        self._guard(self._request_client_certificate, None)
+
+    def _request_client_certificate(self, _: None) -> None:
+        state = self._state
+        if self.closed:
+            raise UsageError("cannot request a client certificate after close()")
+        if isinstance(state, _AwaitingPostHandshakeAnswer):
+            raise UsageError(
+                "a client certificate request is still unanswered; wait for "
+                "ClientCertificateReceived before sending another"
+            )
+        if not isinstance(state, ServerTraffic):
+            raise UsageError("a client certificate can only be requested after the handshake")
+        self._state = state.request_certificate(self)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -236,6 +271,9 @@ def _check_client_hello(ch: ClientHello) -> None:
     if ch.legacy_compression_methods != b"\x00":
         # RFC 8446 §4.1.2: exactly one compression method, null.
         raise IllegalParameter("a TLS 1.3 ClientHello must offer only null compression")
+    post_handshake_auth = ch.extensions.get(ExtensionType.POST_HANDSHAKE_AUTH)
+    if post_handshake_auth is not None:
+        decode_empty(post_handshake_auth, "post_handshake_auth")  # RFC 8446 §4.2.6
 
 
 def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None) -> _Choice:
@@ -472,10 +510,11 @@ def _send_server_flight(
     return ExpectClientFinished(hs)
 
 
-def certificate_request(cfg: ServerConfig) -> CertificateRequest:
+def certificate_request(cfg: ServerConfig, context: bytes = b"") -> CertificateRequest:
     """Our CertificateRequest (RFC 8446 §4.3.2): the schemes and roots we accept.
 
-    The context is empty, as it must be in the main handshake. The
+    The context is empty, as it must be in the main handshake, unless
+    ``context`` gives one (post-handshake authentication). The
     certificate_authorities extension (RFC 8446 §4.2.4) lists the subject
     names of ``client_trust``'s roots, so a client holding several
     certificates can pick one that will verify; when those names exceed
@@ -491,7 +530,7 @@ def certificate_request(cfg: ServerConfig) -> CertificateRequest:
     )
     if sum(2 + len(name) for name in names) <= MAX_CERTIFICATE_AUTHORITIES_SIZE:
         exts[ExtensionType.CERTIFICATE_AUTHORITIES] = encode_certificate_authorities(names)
-    return CertificateRequest(certificate_request_context=b"", extensions=exts)
+    return CertificateRequest(certificate_request_context=context, extensions=exts)
 
 
 #: Largest certificate_authorities list sent, in bytes; above it none is sent.
@@ -797,18 +836,192 @@ class ExpectClientFinished(State):
                 verification=hs.verification,
             )
         )
-        return ServerTraffic()
+        assert hs.client_hello is not None  # set before any flight
+        auth = None
+        if ExtensionType.POST_HANDSHAKE_AUTH in hs.client_hello.extensions:
+            auth = _PostHandshakeAuth(
+                config=hs.config,
+                hash_name=hs.suite.hash_name,
+                hash_len=hs.suite.hash_len,
+                transcript=hs.transcript,  # ends with the client's Finished
+            )
+        return ServerTraffic(auth)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PostHandshakeAuth:
+    """What post-handshake client authentication (RFC 8446 §4.6.2) needs.
+
+    ``transcript`` ends with the client's Finished and is never added to:
+    each request continues a copy of it (RFC 8446 §4.4, the "Post-Handshake"
+    row: ClientHello ... client Finished + CertificateRequest).
+    """
+
+    config: ServerConfig
+    hash_name: str
+    hash_len: int
+    transcript: Transcript
 
 
 @final
 class ServerTraffic(State):
-    """The handshake is done: only KeyUpdate may arrive."""
+    """The handshake is done: only KeyUpdate may arrive, unless we ask for a certificate."""
 
     expects: ClassVar = frozenset({HandshakeType.KEY_UPDATE})
+
+    def __init__(self, auth: _PostHandshakeAuth | None = None) -> None:
+        self._auth = auth  # None: the client did not offer post_handshake_auth
 
     def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
         conn.receive_key_update(msg)
         return self
+
+    def request_certificate(self, conn: Connection) -> State:
+        """Queue a CertificateRequest with a fresh context; wait for the answer."""
+        auth = self._auth
+        if auth is None:
+            raise UsageError(
+                "the client did not offer post_handshake_auth (RFC 8446 §4.2.6), so it "
+                "cannot be asked for a certificate after the handshake"
+            )
+        if auth.config.client_trust is None:
+            raise UsageError(
+                "requesting a client certificate needs client_trust in the ServerConfig: the "
+                "roots the client's chain must lead to"
+            )
+        # RFC 8446 §4.3.2: unique per post-handshake request, so the answer
+        # cannot be replayed from an earlier one.
+        context = auth.config.random.random_bytes(_REQUEST_CONTEXT_SIZE)
+        transcript = auth.transcript.copy()
+        raw = frame(
+            HandshakeType.CERTIFICATE_REQUEST, certificate_request(auth.config, context).encode()
+        )
+        transcript.add(raw)
+        conn.queue_handshake(raw)
+        return ExpectPostHandshakeCertificate(auth, context, transcript)
+
+
+#: Bytes of random certificate_request_context in a post-handshake request.
+_REQUEST_CONTEXT_SIZE: Final = 32
+
+
+class _AwaitingPostHandshakeAnswer(State):
+    """Base of the states between our post-handshake request and the client's Finished."""
+
+
+@final
+class ExpectPostHandshakeCertificate(_AwaitingPostHandshakeAnswer):
+    """Waiting for the client's Certificate answering our post-handshake request."""
+
+    # RFC 8446 §4.6.2: the answer may be delayed; a KeyUpdate may come first.
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE, HandshakeType.KEY_UPDATE})
+
+    def __init__(self, auth: _PostHandshakeAuth, context: bytes, transcript: Transcript) -> None:
+        self._auth = auth
+        self._context = context
+        self._transcript = transcript
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        if msg.msg_type == HandshakeType.KEY_UPDATE:
+            conn.receive_key_update(msg)
+            return self
+        auth = self._auth
+        cfg = auth.config
+        cert = Certificate.decode(msg.body)
+        if not constant_time_equal(cert.certificate_request_context, self._context):
+            # RFC 8446 §4.4.2: the context echoes the request's.
+            raise IllegalParameter(
+                "the client's post-handshake Certificate does not echo the "
+                "certificate_request_context of our CertificateRequest"
+            )
+        self._transcript.add(msg.raw)
+        if not cert.certificate_list:
+            return ExpectPostHandshakeFinished(auth, self._transcript, (), None)
+        chain = parse_certificate_chain(cert, "client")
+        assert cfg.client_trust is not None  # checked by request_certificate
+        result = check_chain(
+            chain,
+            cfg.client_trust,
+            purpose="client",
+            server_name=None,
+            now=cfg.clock.now(),
+            max_depth=cfg.client_max_chain_depth,
+        )
+        # Raises, and so ends the connection, when the mode refuses the chain.
+        enforce_verification(
+            result, mode=cfg.client_verify_mode, callback=cfg.client_verify_callback
+        )
+        return ExpectPostHandshakeCertificateVerify(auth, self._transcript, chain, result)
+
+
+@final
+class ExpectPostHandshakeCertificateVerify(_AwaitingPostHandshakeAnswer):
+    """Waiting for the client's post-handshake CertificateVerify."""
+
+    # RFC 8446 §4.6.2: the answer's messages are consecutive on the wire.
+    expects: ClassVar = frozenset({HandshakeType.CERTIFICATE_VERIFY})
+
+    def __init__(
+        self,
+        auth: _PostHandshakeAuth,
+        transcript: Transcript,
+        chain: tuple[x509.Certificate, ...],
+        verification: VerificationResult,
+    ) -> None:
+        self._auth = auth
+        self._transcript = transcript
+        self._chain = chain
+        self._verification = verification
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        cv = CertificateVerify.decode(msg.body)
+        verify_peer_signature(
+            cv,
+            self._chain[0],
+            self._auth.config.signature_schemes,
+            CLIENT_SIGNATURE_CONTEXT + self._transcript.digest(),
+        )
+        self._transcript.add(msg.raw)
+        return ExpectPostHandshakeFinished(
+            self._auth, self._transcript, self._chain, self._verification
+        )
+
+
+@final
+class ExpectPostHandshakeFinished(_AwaitingPostHandshakeAnswer):
+    """Waiting for the client's Finished that closes its post-handshake answer."""
+
+    expects: ClassVar = frozenset({HandshakeType.FINISHED})
+
+    def __init__(
+        self,
+        auth: _PostHandshakeAuth,
+        transcript: Transcript,
+        chain: tuple[x509.Certificate, ...],
+        verification: VerificationResult | None,
+    ) -> None:
+        self._auth = auth
+        self._transcript = transcript
+        self._chain = chain
+        self._verification = verification
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        auth = self._auth
+        finished = Finished.decode(msg.body, auth.hash_len)
+        # RFC 8446 §4.4: the base key is client_application_traffic_secret_N.
+        expected = finished_verify_data(
+            auth.hash_name, conn.client_application_secret(), self._transcript.digest()
+        )
+        if not constant_time_equal(expected, finished.verify_data):
+            raise DecryptError(
+                "the client's post-handshake Finished does not verify (transcript mismatch)"
+            )
+        conn.push_event(
+            ClientCertificateReceived(
+                peer_certificates=self._chain, verification=self._verification
+            )
+        )
+        return ServerTraffic(auth)
 
 
 def _handshake_kind(*, resumed: bool, retried: bool) -> HandshakeKind:

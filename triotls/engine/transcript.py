@@ -60,6 +60,14 @@ class Transcript:
         h.update(raw)
         return h.digest()
 
+    def copy(self) -> Transcript:
+        """An independent transcript that continues from this one."""
+        if self._hash is None:
+            raise ValueError("transcript copied before the hash was chosen")
+        other = Transcript()
+        other._hash = self._hash.copy()
+        return other
+
     def roll_up_for_hello_retry(self) -> None:
         """Replace ClientHello1 by its message_hash (RFC 8446 §4.4.1)."""
         if self._hash is None:

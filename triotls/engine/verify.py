@@ -117,6 +117,8 @@ __all__ = [
     "check_chain",
     "classify_chain",
     "enforce_verification",
+    "ip_literal",
+    "load_certificate",
     "verification_error",
     "verify_chain",
 ]
@@ -424,22 +426,20 @@ def _verdict(
             max_depth=max_depth,
         )
     leaf, intermediates = chain[0], list(chain[1:])
+    ca_policy, ee_policy = _extension_policies(purpose)
     builder = (
         xv.PolicyBuilder()
         .store(store if isinstance(store, xv.Store) else store.store)
         .time(when)
         .max_chain_depth(max_depth)
-        .extension_policies(
-            ca_policy=xv.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_eku_checker(purpose)
-        )
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
     )
     try:
         if server_name is not None:
-            subject: x509.DNSName | x509.IPAddress
-            try:
-                subject = x509.IPAddress(ipaddress.ip_address(server_name))
-            except ValueError:
-                subject = x509.DNSName(server_name)
+            address = ip_literal(server_name)
+            subject: x509.DNSName | x509.IPAddress = (
+                x509.DNSName(server_name) if address is None else x509.IPAddress(address)
+            )
             path = builder.build_server_verifier(subject).verify(leaf, intermediates)
         else:
             # No name to check (check_hostname=False, or a client certificate):
@@ -453,6 +453,74 @@ def _verdict(
     if extras:
         raise _Refused(extras[0].message)
     return tuple(path)
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """Parse one DER certificate, reusing the object parsed from the same bytes.
+
+    A peer sends the same chain on every connection. cryptography parses a
+    certificate's names, dates and extensions lazily and keeps them in the
+    object, so reusing it spares the checks below that work a second time;
+    a certificate is immutable, and the cache is keyed by its exact bytes.
+
+    Raises:
+        ValueError: ``der`` is not a DER X.509 certificate.
+        x509.InvalidVersion: its version is unknown.
+    """
+    if type(der) is not bytes:
+        # A bytearray or memoryview is unhashable, and may change.
+        der = bytes(der)
+    cert = _CERTIFICATES.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        if len(_CERTIFICATES) >= _MAX_CERTIFICATES:
+            # Peers choose these bytes: keep the cache bounded. Clearing it
+            # is one atomic step, safe with streams in several threads.
+            _CERTIFICATES.clear()
+        _CERTIFICATES[der] = cert
+    return cert
+
+
+_CERTIFICATES: dict[bytes, x509.Certificate] = {}
+_MAX_CERTIFICATES: Final = 64
+
+
+def ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``name`` as an IP address if it is an IP literal, else None.
+
+    Remembers recent names: every handshake parses its host name two or three
+    times, and :func:`ipaddress.ip_address` costs a few microseconds.
+    """
+    try:
+        return _IP_LITERALS[name]
+    except KeyError:
+        pass
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    if len(_IP_LITERALS) >= _MAX_IP_LITERALS:
+        _IP_LITERALS.clear()
+    _IP_LITERALS[name] = address
+    return address
+
+
+_IP_LITERALS: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
+_MAX_IP_LITERALS: Final = 1024
+
+
+def _extension_policies(purpose: Purpose) -> tuple[xv.ExtensionPolicy, xv.ExtensionPolicy]:
+    # The policies are immutable and depend on the purpose alone: build them
+    # once, not per connection.
+    policies = _EXTENSION_POLICIES.get(purpose)
+    if policies is None:
+        policies = (xv.ExtensionPolicy.webpki_defaults_ca(), _eku_checker(purpose))
+        _EXTENSION_POLICIES[purpose] = policies
+    return policies
+
+
+_EXTENSION_POLICIES: dict[Purpose, tuple[xv.ExtensionPolicy, xv.ExtensionPolicy]] = {}
 
 
 def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
