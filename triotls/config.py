@@ -323,6 +323,7 @@ def _check_common(
     alpn_protocols: Sequence[str],
     handshake_timeout: float | None,
     max_handshake_message_size: int,
+    record_size_limit: int | None,
 ) -> None:
     if not cipher_suites or any(s not in CIPHER_SUITES for s in cipher_suites):
         raise ValueError(f"cipher_suites must be a non-empty subset of {list(CIPHER_SUITES)}")
@@ -340,6 +341,8 @@ def _check_common(
         )
     if max_handshake_message_size < 2**12:
         raise ValueError("max_handshake_message_size must be at least 4096 bytes")
+    if record_size_limit is not None and not 64 <= record_size_limit <= 2**14 + 1:
+        raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
 
 
 def _check_verification(
@@ -448,6 +451,7 @@ class ClientConfig:
             alpn_protocols=self.alpn_protocols,
             handshake_timeout=self.handshake_timeout,
             max_handshake_message_size=self.max_handshake_message_size,
+            record_size_limit=self.record_size_limit,
         )
         if any(g not in self.groups for g in self.key_share_groups):
             raise ValueError("every key_share_groups entry must also be in groups")
@@ -457,8 +461,6 @@ class ClientConfig:
             verify_callback=self.verify_callback,
             max_chain_depth=self.max_chain_depth,
         )
-        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
-            raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
 
     @property
     def trust_store(self) -> TrustStore:
@@ -583,9 +585,8 @@ class ServerConfig:
             alpn_protocols=self.alpn_protocols,
             handshake_timeout=self.handshake_timeout,
             max_handshake_message_size=self.max_handshake_message_size,
+            record_size_limit=self.record_size_limit,
         )
-        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14 + 1:
-            raise ValueError("record_size_limit must be between 64 and 16385 (RFC 8449 §4)")
         if self.client_auth not in ("none", "optional", "required"):
             raise ValueError(
                 f"client_auth must be 'none', 'optional' or 'required', not {self.client_auth!r}"

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -51,8 +50,6 @@ from .engine.status import VerificationResult
 from .errors import TLSError, TruncationError, UsageError
 
 __all__ = ["CloseReason", "HandshakeTimeout", "TLSStream"]
-
-log = logging.getLogger("triotls")
 
 _E = TypeVar("_E", bound=TLSError)
 

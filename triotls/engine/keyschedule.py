@@ -219,5 +219,3 @@ def _empty_hash(hash_name: str) -> bytes:
 
 # Keyed by the cipher suites' hash names: a handful at most.
 _EMPTY_HASHES: dict[str, bytes] = {}
-
-MAX_EXPORT_LENGTH: Final = 255 * 64
