@@ -117,6 +117,17 @@ EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
         "optional, no certificate: peer certificates ()",
         "from PKCS#12: verified: True",
     ),
+    "revocation.py": (
+        "crl: INVALID | REVOKED; the server got: the peer sent a fatal alert: "
+        "certificate_revoked (44)",
+        "ocsp good: verified, staple received: True",
+        "ocsp revoked: INVALID | REVOKED; the server got: the peer sent a fatal alert: "
+        "certificate_revoked (44)",
+        "ocsp revoked: the certificate for 'CN=localhost' is revoked: the stapled OCSP "
+        "response says so (revoked ",
+        "must-staple: INVALID | MISSING_OCSP_STATUS; the server got: the peer sent a fatal "
+        "alert: bad_certificate_status_response (113)",
+    ),
     "verification.py": (
         "required: CertificateVerificationError, status INVALID | UNEXPECTED_OWNER",
         "required: the peer's certificate did not verify (name mismatch): ",

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from .config import CertifiedKey as CertifiedKey
 from .config import ClientConfig as ClientConfig
 from .config import KeyLogFile as KeyLogFile
+from .config import ReplayCache as ReplayCache
+from .config import ReplayGuard as ReplayGuard
 from .config import ServerConfig as ServerConfig
 from .config import SessionCache as SessionCache
 from .config import TicketKeys as TicketKeys
@@ -19,6 +21,7 @@ from .config import TrustStore as TrustStore
 from .engine.enums import CipherSuite as CipherSuite
 from .engine.enums import NamedGroup as NamedGroup
 from .engine.enums import SignatureScheme as SignatureScheme
+from .engine.state import EarlyDataStatus as EarlyDataStatus
 from .engine.state import HandshakeKind as HandshakeKind
 from .engine.state import Negotiated as Negotiated
 from .engine.status import VerificationResult as VerificationResult
@@ -91,6 +94,7 @@ __all__ = [
     "CloseReason",
     "DecodeError",
     "DecryptError",
+    "EarlyDataStatus",
     "HandshakeFailure",
     "HandshakeKind",
     "HandshakeTimeout",
@@ -106,6 +110,8 @@ __all__ = [
     "NoApplicationProtocol",
     "ProtocolVersionError",
     "RecordOverflow",
+    "ReplayCache",
+    "ReplayGuard",
     "ServerConfig",
     "SessionCache",
     "SignatureScheme",

@@ -7,6 +7,7 @@ engine reads randomness and time only through ``config.random`` and
 
 from __future__ import annotations
 
+import importlib
 import os
 import ssl
 import time
@@ -20,19 +21,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .engine.connection import KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
-from .engine.status import VerifyCallback, VerifyMode
+from .engine.status import OCSPMode, VerifyCallback, VerifyMode
 from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
-from .engine.tickets import SessionCache, TicketKeys
+from .engine.tickets import ReplayCache, ReplayGuard, SessionCache, TicketKeys
 
 __all__ = [
     "DEFAULT_CIPHER_SUITES",
     "DEFAULT_GROUPS",
     "DEFAULT_KEY_SHARE_GROUPS",
     "DEFAULT_SIGNATURE_SCHEMES",
+    "MAX_EARLY_DATA_SIZE",
+    "CRLSource",
     "CertificateResolver",
     "CertifiedKey",
     "ClientAuth",
@@ -40,7 +44,10 @@ __all__ = [
     "Clock",
     "KeyLog",
     "KeyLogFile",
+    "OCSPStaple",
     "Random",
+    "ReplayCache",
+    "ReplayGuard",
     "ServerConfig",
     "SessionCache",
     "SystemClock",
@@ -103,17 +110,64 @@ class KeyLogFile:
             f.write(f"{label} {client_random.hex()} {secret.hex()}\n")
 
 
+CRLSource: TypeAlias = x509.CertificateRevocationList | bytes | str | os.PathLike[str]
+"""Where :meth:`TrustStore.with_crls` takes CRLs from: a parsed CRL, PEM or DER
+bytes, or a file or directory of PEM or DER files."""
+
+
 @final
 class TrustStore:
-    """A set of trusted root certificates used to verify the peer's chain."""
+    """A set of trusted root certificates used to verify the peer's chain.
 
-    __slots__ = ("_store", "certificates")
+    It may also hold certificate revocation lists (``crls``), as an OpenSSL
+    ``X509_STORE`` or GnuTLS credentials do: every certificate on a verified
+    path whose issuer has a CRL here is checked against it (see
+    :doc:`/verification`). Add them with :meth:`with_crls`.
 
-    def __init__(self, certificates: Sequence[x509.Certificate]) -> None:
+    Args:
+        certificates: the trusted roots.
+        crls: revocation lists of those roots or of any intermediate below
+            them.
+    """
+
+    __slots__ = ("_store", "certificates", "crls")
+
+    def __init__(
+        self,
+        certificates: Sequence[x509.Certificate],
+        *,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+    ) -> None:
         if not certificates:
             raise ValueError("a TrustStore needs at least one certificate")
         self.certificates: tuple[x509.Certificate, ...] = tuple(certificates)
+        self.crls: tuple[x509.CertificateRevocationList, ...] = tuple(crls)
+        for crl in self.crls:
+            if not isinstance(crl, x509.CertificateRevocationList):
+                raise TypeError(
+                    f"crls must hold cryptography CertificateRevocationList objects, not "
+                    f"{type(crl).__name__}; use TrustStore.with_crls() to load PEM or DER"
+                )
         self._store: x509.verification.Store | None = None
+
+    def with_crls(self, *sources: CRLSource) -> TrustStore:
+        """This store with more CRLs: each source a CRL, PEM/DER bytes, a file or a directory.
+
+        PEM data may hold several ``X509 CRL`` blocks; other data is read as
+        one DER CRL. A directory contributes each of its files. The CRLs'
+        signatures and dates are checked when a chain is verified, against
+        the issuer on its path, not here.
+
+        Raises:
+            ValueError: a source does not parse as CRLs.
+            FileNotFoundError: a path does not exist.
+        """
+        crls = list(self.crls)
+        for source in sources:
+            crls += _load_crls(source)
+        store = TrustStore(self.certificates, crls=crls)
+        store._store = self._store  # same roots, same parsed store
+        return store
 
     @classmethod
     def from_pem(cls, source: bytes | str | os.PathLike[str]) -> TrustStore:
@@ -131,19 +185,55 @@ class TrustStore:
     def system(cls) -> TrustStore:
         """The machine's CA bundle, found the way OpenSSL finds it.
 
+        In order, the first place that holds certificates wins:
+
+        1. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``, when either is set: then
+           only they are used, and a wrong value is an error rather than a
+           silent fallback (OpenSSL also uses nothing else then);
+        2. OpenSSL's compiled-in file and directory
+           (:func:`ssl.get_default_verify_paths`);
+        3. the bundles of common distributions (Debian, Fedora/RHEL,
+           openSUSE, Alpine, the BSDs and macOS);
+        4. the ``certifi`` package's bundle, if it is installed
+           (``pip install triotls[certifi]``).
+
         Certificates that ``cryptography`` cannot parse (Debian's bundle has
         a few old roots with a serial number of zero) are skipped, as OpenSSL
         would not use them either.
+
+        Raises:
+            FileNotFoundError: no bundle was found; the message lists where
+                triotls looked.
         """
         paths = ssl.get_default_verify_paths()
-        for candidate in (paths.cafile, paths.openssl_cafile, paths.capath, paths.openssl_capath):
-            if candidate and Path(candidate).exists():
-                certs = _load_pem_sources(candidate, lenient=True)
-                if certs:
-                    return cls(certs)
+        from_env = [
+            os.environ[name]
+            for name in (paths.openssl_cafile_env, paths.openssl_capath_env)
+            if os.environ.get(name)
+        ]
+        if from_env:
+            certs = _first_bundle(from_env)
+            if certs:
+                return cls(certs)
+            raise FileNotFoundError(
+                f"{paths.openssl_cafile_env}/{paths.openssl_capath_env} name "
+                f"{', '.join(from_env)}, which holds no PEM certificate; fix or unset them"
+            )
+        searched = [paths.openssl_cafile, paths.openssl_capath, *_DISTRIBUTION_BUNDLES]
+        certs = _first_bundle(searched)
+        if certs:
+            return cls(certs)
+        certifi_bundle = _certifi_bundle()
+        if certifi_bundle is not None:
+            certs = _first_bundle([certifi_bundle])
+            if certs:
+                return cls(certs)
         raise FileNotFoundError(
-            "no system CA bundle found (looked at SSL_CERT_FILE, SSL_CERT_DIR and OpenSSL's "
-            "defaults); pass TrustStore.from_pem(...) explicitly"
+            "no system CA bundle found: looked at SSL_CERT_FILE, SSL_CERT_DIR, "
+            f"{', '.join(searched)} and the certifi package "
+            f"({'installed, but empty' if certifi_bundle else 'not installed'}); install the "
+            "system's CA certificates (ca-certificates) or certifi, or pass "
+            "TrustStore.from_pem(...)"
         )
 
     @property
@@ -155,6 +245,63 @@ class TrustStore:
 
 
 _PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"
+# Where distributions keep their bundles, beyond OpenSSL's compiled-in
+# defaults (the list Go's crypto/x509 searches as well).
+_DISTRIBUTION_BUNDLES: Final = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL 6
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # CentOS, RHEL 7+
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/pki/tls/cacert.pem",  # OpenELEC
+    "/etc/ssl/cert.pem",  # Alpine, macOS, FreeBSD, OpenBSD
+    "/usr/local/share/certs/ca-root-nss.crt",  # FreeBSD
+    "/etc/ssl/certs",  # hashed directories
+    "/etc/pki/tls/certs",
+)
+
+
+def _first_bundle(candidates: Sequence[str]) -> list[x509.Certificate]:
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            # A hashed directory links each root under a second name.
+            certs = list(dict.fromkeys(_load_pem_sources(candidate, lenient=True)))
+            if certs:
+                return certs
+    return []
+
+
+def _certifi_bundle() -> str | None:
+    try:
+        certifi = importlib.import_module("certifi")
+    except ImportError:
+        return None
+    where: object = certifi.where()
+    return where if isinstance(where, str) else None
+
+
+_CRL_PEM_BEGIN: Final = b"-----BEGIN X509 CRL-----"
+
+
+def _load_crls(source: CRLSource) -> list[x509.CertificateRevocationList]:
+    if isinstance(source, x509.CertificateRevocationList):
+        return [source]
+    if isinstance(source, bytes):
+        blobs = [(source, "the bytes given")]
+    else:
+        path = Path(source)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        blobs = [(f.read_bytes(), str(f)) for f in files]
+    crls: list[x509.CertificateRevocationList] = []
+    for blob, origin in blobs:
+        try:
+            if _CRL_PEM_BEGIN in blob:
+                for part in blob.split(_CRL_PEM_BEGIN)[1:]:
+                    crls.append(x509.load_pem_x509_crl(_CRL_PEM_BEGIN + part))
+            else:
+                crls.append(x509.load_der_x509_crl(blob))
+        except ValueError as exc:
+            raise ValueError(f"{origin} does not hold a PEM or DER X.509 CRL: {exc}") from None
+    return crls
 
 
 def _load_pem_sources(
@@ -182,13 +329,43 @@ def _load_pem_sources(
     return certs
 
 
+OCSPStaple: TypeAlias = bytes | Callable[[], bytes | None]
+"""What a server staples to its leaf: a DER OCSPResponse, or a function that
+returns the current one (or None to staple nothing this time)."""
+
+
 @final
 class CertifiedKey:
-    """A certificate chain (leaf first) and the private key of its leaf."""
+    """A certificate chain (leaf first), the private key of its leaf, and an OCSP staple.
 
-    __slots__ = ("chain", "chain_der", "is_pss_key", "private_key")
+    Args:
+        chain: the certificates, leaf first.
+        private_key: the leaf's key.
+        ocsp_response: a DER OCSPResponse for the leaf, sent to clients that
+            ask for one (status_request, RFC 6066 §8, carried in the leaf's
+            CertificateEntry as RFC 8446 §4.4.2.1 says), never to others.
+            Bytes are checked here: the response must parse, be successful
+            and be about the leaf. Or a function, called on each full
+            handshake whose client asks, that returns the current response
+            or None: the way to refresh a response before it expires
+            without building a new config. Fetching responses from the CA's
+            responder is the application's job.
 
-    def __init__(self, chain: Sequence[x509.Certificate], private_key: PrivateKey) -> None:
+    Raises:
+        ValueError: the chain is empty, the key does not match the leaf, or
+            ``ocsp_response`` is not a successful OCSP response for the leaf.
+        TypeError: the key is of an unsupported type.
+    """
+
+    __slots__ = ("chain", "chain_der", "is_pss_key", "ocsp_response", "private_key")
+
+    def __init__(
+        self,
+        chain: Sequence[x509.Certificate],
+        private_key: PrivateKey,
+        *,
+        ocsp_response: OCSPStaple | None = None,
+    ) -> None:
         if not chain:
             raise ValueError("a CertifiedKey needs at least the leaf certificate")
         if not isinstance(
@@ -217,6 +394,42 @@ class CertifiedKey:
         self.chain_der: tuple[bytes, ...] = tuple(
             c.public_bytes(serialization.Encoding.DER) for c in self.chain
         )
+        if isinstance(ocsp_response, bytes | bytearray | memoryview):
+            ocsp_response = bytes(ocsp_response)
+            _check_ocsp_response(ocsp_response, self.chain[0])
+        elif ocsp_response is not None and not callable(ocsp_response):
+            raise TypeError(
+                "ocsp_response must be DER bytes, a function returning them, or None, not "
+                f"{type(ocsp_response).__name__}"
+            )
+        self.ocsp_response: OCSPStaple | None = ocsp_response
+
+    def with_ocsp_response(self, ocsp_response: OCSPStaple | None) -> CertifiedKey:
+        """The same chain and key with another OCSP staple (see the class arguments)."""
+        return CertifiedKey(self.chain, self.private_key, ocsp_response=ocsp_response)
+
+    def current_ocsp_response(self) -> bytes | None:
+        """The DER OCSP response to staple now: the bytes, or what the function returns.
+
+        Raises:
+            TypeError: the function returned something other than bytes or None.
+            ValueError: it returned an empty or oversized response.
+        """
+        staple = self.ocsp_response
+        if staple is None or isinstance(staple, bytes):
+            return staple
+        current = staple()
+        if current is None:
+            return None
+        if not isinstance(current, bytes):
+            raise TypeError(
+                f"the ocsp_response function returned {type(current).__name__}, not bytes or None"
+            )
+        if not 0 < len(current) < 2**24 - 4:
+            # RFC 6066 §8: opaque OCSPResponse<1..2^24-1>, inside the entry's
+            # extension, itself inside a Certificate message.
+            raise ValueError(f"the ocsp_response function returned {len(current)} bytes")
+        return current
 
     @classmethod
     def from_pem(
@@ -280,6 +493,24 @@ class CertifiedKey:
         """Load a PEM chain file and a PEM key file."""
         return cls.from_pem(
             Path(chain_path).read_bytes(), Path(key_path).read_bytes(), password=password
+        )
+
+
+def _check_ocsp_response(der: bytes, leaf: x509.Certificate) -> None:
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+    except ValueError as exc:
+        raise ValueError(f"ocsp_response is not a DER OCSP response: {exc}") from None
+    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise ValueError(
+            f"ocsp_response has status {response.response_status.name.lower()}; only a "
+            "successful response can be stapled"
+        )
+    serials = [single.serial_number for single in response.responses]
+    if leaf.serial_number not in serials:
+        raise ValueError(
+            f"ocsp_response is about serial {', '.join(f'{s:#x}' for s in serials)}, not the "
+            f"leaf certificate's {leaf.serial_number:#x}"
         )
 
 
@@ -392,6 +623,11 @@ class ClientConfig:
             ``"required"``.
         max_chain_depth: the most intermediates a path to a trusted root may
             hold (default 8, as cryptography's).
+        ocsp: OCSP stapling (see :data:`~triotls.engine.status.OCSPMode`):
+            ``"request"`` (default) asks the server for its leaf's OCSP
+            response and checks one that comes; ``"require"`` also refuses
+            a server that sends none; ``"off"`` does not ask. CRLs come
+            from ``trust`` (:meth:`TrustStore.with_crls`).
         alpn_protocols: protocols to offer with ALPN, most preferred first.
         cipher_suites: suites to offer, most preferred first.
         groups: key exchange groups to offer, most preferred first.
@@ -421,6 +657,7 @@ class ClientConfig:
     verify_mode: VerifyMode = "required"
     verify_callback: VerifyCallback | None = None
     max_chain_depth: int = 8
+    ocsp: OCSPMode = "request"
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
@@ -461,6 +698,13 @@ class ClientConfig:
             verify_callback=self.verify_callback,
             max_chain_depth=self.max_chain_depth,
         )
+        if self.ocsp not in ("off", "request", "require"):
+            raise ValueError(f"ocsp must be 'off', 'request' or 'require', not {self.ocsp!r}")
+        if self.ocsp == "require" and not self.verify_peer:
+            raise ValueError(
+                "ocsp='require' needs verify_peer=True: without verification no OCSP "
+                "response is checked"
+            )
 
     @property
     def trust_store(self) -> TrustStore:
@@ -494,6 +738,11 @@ Called with the SNI host name (None when the client sent none) and the
 signature schemes the client accepts, as plain ``int`` code points; returns
 the :class:`CertifiedKey` to use, or None to fall back to
 ``ServerConfig.certificates``."""
+
+
+#: The largest ``ServerConfig.max_early_data_size``: early data is buffered
+#: until the application reads it, so it must stay small.
+MAX_EARLY_DATA_SIZE: Final = 2**16
 
 
 @final
@@ -541,6 +790,15 @@ class ServerConfig:
             across servers to resume each other's sessions.
         ticket_count: tickets sent after each full handshake (0: none).
         ticket_lifetime: seconds a ticket may be used (at most 7 days).
+        max_early_data_size: 0-RTT bytes a resumed client may send with its
+            ClientHello (RFC 8446 §4.2.10), at most 65536; 0 (the default)
+            turns early data off. Tickets issued while it is set allow that
+            much; early data can be replayed by an attacker, so read
+            :doc:`/resumption` before turning it on.
+        early_data_replay_guard: remembers which tickets already brought
+            early data (RFC 8446 §8); an in-process :class:`ReplayCache` by
+            default. Servers that share ``ticket_keys`` must share a guard
+            too.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -564,9 +822,17 @@ class ServerConfig:
     ticket_keys: TicketKeys = field(default_factory=TicketKeys)
     ticket_count: int = 2
     ticket_lifetime: int = 7200
+    max_early_data_size: int = 0
+    early_data_replay_guard: ReplayGuard | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "certificates", tuple(self.certificates))
+        if not 0 <= self.max_early_data_size <= MAX_EARLY_DATA_SIZE:
+            raise ValueError(
+                f"max_early_data_size must be 0 (no 0-RTT) to {MAX_EARLY_DATA_SIZE} bytes"
+            )
+        if self.max_early_data_size and self.early_data_replay_guard is None:
+            object.__setattr__(self, "early_data_replay_guard", ReplayCache())
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
         object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
         object.__setattr__(self, "groups", tuple(self.groups))

@@ -175,8 +175,8 @@ def test_client_without_server_hostname_refuses_to_check_names() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["café.example", "bad host", "localhost.", "", "*.localhost", "[::1]", "a" * 64 + ".example"],
-    ids=["non-ascii", "space", "trailing-dot", "empty", "wildcard", "bracketed-ip", "long-label"],
+    ["bad host", "localhost.", "", "*.localhost", "[::1]", "a" * 64 + ".example"],
+    ids=["space", "trailing-dot", "empty", "wildcard", "bracketed-ip", "long-label"],
 )
 def test_client_refuses_a_server_hostname_it_cannot_send_or_check(name: str) -> None:
     config = ClientConfig(trust=pki("ecdsa").trust)
@@ -631,7 +631,7 @@ def test_server_certificate_that_is_not_der_is_bad_certificate() -> None:
 
 
 def test_server_certificate_with_entry_extensions_is_unsupported_extension() -> None:
-    client, server = make_pair()
+    client, server = make_pair(client_kw={"ocsp": "off"})
 
     def with_ocsp(body: bytes) -> bytes:
         cert = Certificate.decode(body)

@@ -3,7 +3,10 @@
 RFC 8446 §4.2.10: the server skips the early data records it cannot decrypt
 (up to a limit) and completes a full handshake; the client then resends.
 The session ticket comes from a real ``openssl s_server`` with early data
-enabled, and ``openssl s_client -early_data`` offers it to our server.
+enabled, and ``openssl s_client -early_data`` offers it to our server, which
+cannot open that ticket (and has early data off, the default
+``max_early_data_size=0``). Early data our server accepts, from its own
+tickets, is tested in ``test_early_data_interop.py``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ from .extensions import (
     OfferedPsks,
     PskIdentity,
     decode_alpn,
+    decode_certificate_status,
     decode_cookie,
+    decode_empty,
     decode_key_share_sh,
     decode_record_size_limit,
     decode_u16,
@@ -48,6 +50,7 @@ from .extensions import (
     encode_key_share_ch,
     encode_pre_shared_key_ch,
     encode_server_name,
+    encode_status_request,
     encode_u16_list,
 )
 from .keyschedule import KeySchedule, Secret, finished_verify_data, resumption_psk
@@ -63,7 +66,8 @@ from .messages import (
     ServerHello,
     frame,
 )
-from .state import HandshakeKind, Negotiated, State
+from .names import to_a_labels
+from .state import EarlyDataStatus, HandshakeKind, Negotiated, State
 from .status import VerificationResult, VerificationStatus
 from .suites import (
     CIPHER_SUITES,
@@ -107,7 +111,9 @@ class ClientConnection(Connection):
     Args:
         config: the client settings.
         server_hostname: the name to send with SNI and to check the
-            certificate against (a DNS name or an IP address literal).
+            certificate against (a DNS name or an IP address literal). An
+            internationalized name (``"bücher.example"``) is converted to
+            its A-labels (IDNA 2008), which ``server_hostname`` then holds.
         key_log: receives secrets for debugging; defaults to ``config.key_log``.
         session: a ticket from an earlier connection to offer for resumption;
             if the server refuses it, the handshake goes on as a full one.
@@ -125,6 +131,10 @@ class ClientConnection(Connection):
     ) -> None:
         super().__init__(config.max_handshake_message_size, key_log or config.key_log)
         self.config = config
+        if server_hostname is not None and not _is_ip_literal(server_hostname):
+            # SNI and certificates use A-labels: "bücher.example" is sent
+            # and checked as "xn--bcher-kva.example" (IDNA 2008).
+            server_hostname = to_a_labels(server_hostname)
         self.server_hostname = server_hostname
         self.session = session
         if config.verify_peer and config.check_hostname and server_hostname is None:
@@ -141,18 +151,30 @@ class ClientConnection(Connection):
             if not _DNS_NAME.fullmatch(name):
                 raise ValueError(
                     f"server_hostname {server_hostname!r} is neither an IP address nor a valid "
-                    "DNS name; write international names in IDNA A-label form "
-                    "('xn--caf-dma.example' for 'café.example'), without a trailing dot"
+                    "DNS name (letters, digits and hyphens in labels of at most 63 characters, "
+                    "no trailing dot)"
                 )
         self._started = False
+        self._early_data_offered = False
 
-    def start_handshake(self) -> None:
-        """Queue the ClientHello."""
+    def start_handshake(self, *, early_data: bytes = b"") -> None:
+        """Queue the ClientHello, and ``early_data`` as 0-RTT data if it can go.
+
+        Early data is offered only when ``session`` allows it (its ticket
+        carried max_early_data_size, no smaller than ``early_data``, for
+        the ALPN protocol and suite this config can still use); whether it
+        went out is :attr:`early_data_offered`, and whether the server took
+        it is ``negotiated.early_data``. Refused or never offered, it is
+        not sent again (RFC 8446 §4.2.10): that is the caller's decision.
+        """
         if self._started:
             raise UsageError("start_handshake() was already called")
         self._started = True
         hs = _ClientHandshake(
-            config=self.config, server_name=self.server_hostname, session=self.session
+            config=self.config,
+            server_name=self.server_hostname,
+            session=self.session,
+            early_data=early_data,
         )
         hs.client_hello = _build_client_hello(hs)
         raw = frame(HandshakeType.CLIENT_HELLO, hs.client_hello.encode())
@@ -162,6 +184,33 @@ class ClientConnection(Connection):
         self.queue_handshake(raw, legacy_version=0x0301)
         self.allow_change_cipher_spec(True)
         self._state = ExpectServerHello(hs)
+        if ExtensionType.EARLY_DATA in hs.client_hello.extensions:
+            self._send_early_data(hs, raw)
+            self._early_data_offered = True
+
+    @property
+    def early_data_offered(self) -> bool:
+        """Whether the ClientHello offered 0-RTT data (see :meth:`start_handshake`)."""
+        return self._early_data_offered
+
+    def _send_early_data(self, hs: _ClientHandshake, client_hello: bytes) -> None:
+        """Seal the early data under client_early_traffic_secret (RFC 8446 §7.1)."""
+        session = hs.session
+        assert session is not None and hs.psk_schedule is not None  # offered with a PSK
+        suite = CIPHER_SUITES[session.cipher_suite]
+        secret = hs.psk_schedule.client_early_traffic_secret(
+            hashlib.new(suite.hash_name, client_hello).digest()
+        )
+        assert hs.client_hello is not None  # just built
+        self.log_secret("CLIENT_EARLY_TRAFFIC_SECRET", hs.client_hello.random, secret)
+        if hs.config.middlebox_compat:
+            # RFC 8446 appendix D.4: with early data, the CCS follows the ClientHello.
+            self.queue_change_cipher_spec()
+            hs.sent_ccs = True
+        self.set_suite(suite, hs.psk_schedule)
+        self.install_write_key(secret)
+        self.seal_early_data(hs.early_data)
+        hs.early_status = EarlyDataStatus.REJECTED  # until EncryptedExtensions accept it
 
 
 @dataclass(kw_only=True, eq=False)
@@ -189,6 +238,8 @@ class _ClientHandshake:
     verified_chain: tuple[x509.Certificate, ...] | None = None
     verification: VerificationResult | None = None
     signature_scheme: int | None = None
+    early_data: bytes = field(default=b"", repr=False)
+    early_status: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
 
     def random_bytes(self, n: int) -> bytes:
         return self.config.random.random_bytes(n)
@@ -212,6 +263,8 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     exts[ExtensionType.SIGNATURE_ALGORITHMS] = encode_u16_list(cfg.signature_schemes)
     if cfg.post_handshake_auth:
         exts[ExtensionType.POST_HANDSHAKE_AUTH] = b""  # RFC 8446 §4.2.6: always empty
+    if cfg.verify_peer and cfg.ocsp != "off":
+        exts[ExtensionType.STATUS_REQUEST] = encode_status_request()
     if cfg.alpn_protocols:
         exts[ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION] = encode_alpn(
             [p.encode() for p in cfg.alpn_protocols]
@@ -267,6 +320,8 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
         return replace(hello, extensions=exts)
     schedule = KeySchedule(suite.hash_name, session.psk)
     hs.psk_schedule = schedule
+    if hs.hello_retry is None and _may_send_early_data(hs.config, session, hs.early_data):
+        exts[ExtensionType.EARLY_DATA] = b""  # before pre_shared_key, which is last
     identity = PskIdentity(
         identity=session.ticket, obfuscated_ticket_age=session.obfuscated_age(now)
     )
@@ -281,6 +336,17 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
     binder = finished_verify_data(suite.hash_name, schedule.binder_key(), prefix_hash)
     exts[ExtensionType.PRE_SHARED_KEY] = encode_pre_shared_key_ch(replace(offer, binders=(binder,)))
     return replace(hello, extensions=exts)
+
+
+def _may_send_early_data(config: ClientConfig, session: ClientSession, data: bytes) -> bool:
+    """Whether ``data`` may go as 0-RTT data with ``session`` (RFC 8446 §4.2.10)."""
+    if not data or len(data) > session.max_early_data_size:
+        return False  # nothing to send, or the ticket allows less (all or nothing)
+    # The early data is the session's ALPN protocol's: offer it only when
+    # this client still offers that protocol, so the server can accept it.
+    if session.alpn_protocol is None:
+        return not config.alpn_protocols
+    return session.alpn_protocol in config.alpn_protocols
 
 
 def _check_offered(exts: dict[int, bytes], offered: dict[int, bytes], where: str) -> None:
@@ -376,7 +442,10 @@ class ExpectServerHello(State):
         # From here on our alerts must be encrypted too (RFC 8446 §6: alerts
         # follow the current write state); the compatibility CCS is written
         # raw, so it still goes out in the clear before our second flight.
-        conn.install_write_key(hs.client_secret)
+        # With 0-RTT data offered and the PSK taken, the early key stays until
+        # EncryptedExtensions say whether an EndOfEarlyData must follow it.
+        if not (hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED):
+            conn.install_write_key(hs.client_secret)
         return ExpectEncryptedExtensions(hs)
 
     def _accept_psk(self, sh: ServerHello, suite: SuiteInfo) -> KeySchedule:
@@ -432,6 +501,8 @@ class ExpectServerHello(State):
             # RFC 8446 §4.1.4: an HRR that would not change the ClientHello.
             raise IllegalParameter("HelloRetryRequest would not change the ClientHello")
         exts.pop(ExtensionType.EARLY_DATA, None)
+        if hs.early_status is not EarlyDataStatus.NOT_OFFERED:
+            conn.drop_write_key()  # RFC 8446 §4.1.2: the second ClientHello is plaintext
         hs.hello_retry = hrr
         hs.transcript.set_hash(suite.hash_name)
         hs.transcript.roll_up_for_hello_retry()
@@ -488,13 +559,35 @@ class ExpectEncryptedExtensions(State):
         server_name = ee.extensions.get(ExtensionType.SERVER_NAME)
         if server_name:
             raise DecodeError("server_name in EncryptedExtensions must be empty (RFC 6066 §3)")
-        if ExtensionType.EARLY_DATA in ee.extensions:
-            raise IllegalParameter("server accepted early data that the client did not send")
+        early = ee.extensions.get(ExtensionType.EARLY_DATA)
+        if early is not None:
+            _check_early_data_accepted(hs, early)
+            hs.early_status = EarlyDataStatus.ACCEPTED
+        elif hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED:
+            assert hs.client_secret is not None  # set at ServerHello
+            conn.install_write_key(hs.client_secret)  # refused: no EndOfEarlyData
         hs.transcript.add(msg.raw)
         if hs.resumed:
             # RFC 8446 §2.2: a PSK handshake authenticates with the PSK.
             return ExpectFinished(hs)
         return ExpectCertificateOrCertificateRequest(hs)
+
+
+def _check_early_data_accepted(hs: _ClientHandshake, body: bytes) -> None:
+    """The server's acceptance of 0-RTT must match the PSK's parameters (§4.2.10)."""
+    decode_empty(body, "early_data")
+    session = hs.session
+    # _check_offered refused it if our (last) ClientHello did not offer it.
+    assert session is not None and hs.suite is not None  # offered with a PSK
+    if not hs.resumed:
+        raise IllegalParameter("the server accepted 0-RTT data without accepting the PSK")
+    if hs.suite.suite != session.cipher_suite:
+        raise IllegalParameter("the server accepted 0-RTT data under another cipher suite")
+    if hs.alpn_protocol != session.alpn_protocol:
+        raise IllegalParameter(
+            f"the server accepted 0-RTT data but selected ALPN {hs.alpn_protocol!r}; the "
+            f"data was written for {session.alpn_protocol!r}"
+        )
 
 
 @final
@@ -535,15 +628,28 @@ class ExpectCertificate(State):
         return _handle_server_certificate(self._hs, msg)
 
 
-def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certificate, ...]:
-    """Parse each entry of a Certificate message; refuse per-entry extensions."""
+def parse_certificate_chain(
+    cert: Certificate, who: str, *, status_requested: bool = False
+) -> tuple[x509.Certificate, ...]:
+    """Parse each entry of a Certificate message; refuse unrequested per-entry extensions.
+
+    With ``status_requested`` (we sent status_request), an entry may carry a
+    status_request extension (RFC 8446 §4.4.2.1); :func:`stapled_ocsp_response`
+    reads the leaf's. Any other entry extension (SCTs, which we never ask
+    for) is unsupported_extension (RFC 8446 §4.2).
+    """
     chain: list[x509.Certificate] = []
     for index, entry in enumerate(cert.certificate_list):
-        if entry.extensions:
-            # We request neither OCSP stapling nor SCTs (RFC 8446 §4.4.2).
+        unrequested = [
+            ext_type
+            for ext_type in entry.extensions
+            if not (status_requested and ext_type == ExtensionType.STATUS_REQUEST)
+        ]
+        if unrequested:
             requester = "client" if who == "server" else "server"
             raise UnsupportedExtension(
-                f"{who} certificate {index} carries extensions the {requester} did not request"
+                f"{who} certificate {index} carries extensions the {requester} did not request "
+                f"({', '.join(f'{ext_type:#06x}' for ext_type in unrequested)})"
             )
         try:
             chain.append(load_certificate(entry.cert_data))
@@ -554,6 +660,21 @@ def parse_certificate_chain(cert: Certificate, who: str) -> tuple[x509.Certifica
     return tuple(chain)
 
 
+def stapled_ocsp_response(cert: Certificate) -> bytes | None:
+    """The DER OCSPResponse stapled to the leaf's entry, or None.
+
+    Every entry's status is decoded (a malformed one is decode_error), but
+    only the leaf's is used: revocation of intermediates comes from CRLs.
+    """
+    staples = [
+        decode_certificate_status(entry.extensions[ExtensionType.STATUS_REQUEST])
+        if ExtensionType.STATUS_REQUEST in entry.extensions
+        else None
+        for entry in cert.certificate_list
+    ]
+    return staples[0] if staples else None
+
+
 def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> State:
     cert = Certificate.decode(msg.body)
     if cert.certificate_request_context:
@@ -561,7 +682,9 @@ def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> S
     if not cert.certificate_list:
         # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
         raise DecodeError("the server sent an empty Certificate message")
-    chain = parse_certificate_chain(cert, "server")
+    assert hs.client_hello is not None  # set by start_handshake
+    requested = ExtensionType.STATUS_REQUEST in hs.client_hello.extensions
+    chain = parse_certificate_chain(cert, "server", status_requested=requested)
     config = hs.config
     if config.verify_peer:
         result = check_chain(
@@ -571,6 +694,9 @@ def _handle_server_certificate(hs: _ClientHandshake, msg: HandshakeMessage) -> S
             server_name=hs.server_name if config.check_hostname else None,
             now=config.clock.now(),
             max_depth=config.max_chain_depth,
+            ocsp_response=stapled_ocsp_response(cert) if requested else None,
+            ocsp_requested=requested,
+            ocsp_required=config.ocsp == "require",
         )
         # Raises, and so aborts the handshake, when the mode refuses the chain.
         enforce_verification(result, mode=config.verify_mode, callback=config.verify_callback)
@@ -660,6 +786,12 @@ class ExpectFinished(State):
         client_app, server_app = hs.schedule.application(hs.transcript.digest())
         _log_application_secrets(conn, hs)
         conn.install_read_key(server_app, "the server's application data")
+        if hs.early_status is EarlyDataStatus.ACCEPTED:
+            # RFC 8446 §4.5: EndOfEarlyData, under the early key, ends the 0-RTT data.
+            raw = frame(HandshakeType.END_OF_EARLY_DATA, b"")
+            hs.transcript.add(raw)
+            conn.queue_handshake(raw)
+            conn.install_write_key(hs.client_secret)
         if hs.config.middlebox_compat and not hs.sent_ccs:
             conn.queue_change_cipher_spec()
             hs.sent_ccs = True
@@ -703,6 +835,7 @@ class ExpectFinished(State):
                 verified_chain=hs.verified_chain,
                 handshake_kind=kind,
                 verification=hs.verification,
+                early_data=hs.early_status,
             )
         )
         return ClientTraffic(

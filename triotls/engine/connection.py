@@ -29,11 +29,18 @@ from ..errors import (
     UsageError,
 )
 from .enums import AlertDescription, AlertLevel, ContentType, HandshakeType, KeyUpdateRequest
-from .events import ApplicationData, CloseNotify, Event, HandshakeComplete, KeyUpdated
+from .events import (
+    ApplicationData,
+    CloseNotify,
+    EarlyDataReceived,
+    Event,
+    HandshakeComplete,
+    KeyUpdated,
+)
 from .handshake_buffer import HandshakeBuffer
 from .keyschedule import KeySchedule, Secret, next_traffic_secret
 from .messages import MESSAGE_NAMES, HandshakeMessage, KeyUpdate, frame
-from .record import RecordReader, RecordWriter, decode_alert
+from .record import MAX_PLAINTEXT, RecordReader, RecordWriter, decode_alert
 from .state import Negotiated, State
 from .suites import SuiteInfo
 
@@ -41,10 +48,10 @@ __all__ = ["Connection"]
 
 _T = TypeVar("_T")
 
-#: Bytes of 0-RTT records a server that rejects early data will drop. We never
-#: issue tickets that allow early data, so this only bounds what a client
-#: resuming another server's session may send before it learns the answer.
-EARLY_DATA_SKIP_LIMIT = 2**16
+#: Bytes of 0-RTT records a server that rejects early data will drop: the
+#: ciphertext of the most early data our tickets allow (2^16, see ServerConfig)
+#: plus room for record overhead; more is a fatal error.
+EARLY_DATA_SKIP_LIMIT = 2**16 + 2**12
 
 KeyLog = Callable[[str, bytes, bytes], None]
 """Receives (NSS key log label, client random, secret) as secrets are derived."""
@@ -81,6 +88,13 @@ class Connection:
         self._read_secret: Secret | None = None
         self._write_secret: Secret | None = None
         self._key_update_pending = False
+        # Server: 0-RTT bytes the client may still send (None: not reading
+        # early data). Application data may go out before the handshake
+        # completes (0.5-RTT, RFC 8446 §4.4.4) only after accepting 0-RTT.
+        self._early_data_left: int | None = None
+        self._half_rtt = False
+        # Server: our record_size_limit, held back while reading 0-RTT data.
+        self._record_limit_after_early_data = MAX_PLAINTEXT + 1
 
     # --- public API -----------------------------------------------------------
 
@@ -108,6 +122,16 @@ class Connection:
     def closed(self) -> bool:
         """Whether we have sent (queued) close_notify."""
         return self._closed
+
+    @property
+    def can_send_application_data(self) -> bool:
+        """Whether ``send_application_data`` may be called now.
+
+        True once the handshake completed; on a server that accepted 0-RTT
+        data, already after its own Finished (0.5-RTT data, RFC 8446
+        §4.4.4), to a client that has not proved its identity yet.
+        """
+        return (self._negotiated is not None or self._half_rtt) and not self._closed
 
     @property
     def has_data_to_send(self) -> bool:
@@ -152,7 +176,7 @@ class Connection:
         return events
 
     def send_application_data(self, data: bytes) -> None:
-        """Queue application data (the handshake must be complete)."""
+        """Queue application data (see :attr:`can_send_application_data`)."""
         self._guard(self._send_application_data, data)
 
     def key_update(self, *, request_peer: bool = True) -> None:
@@ -260,10 +284,25 @@ class Connection:
     def _receive_application_data(self, payload: bytes) -> None:
         if not self._reader.last_was_protected:
             raise UnexpectedMessage("plaintext application data record")
+        if self._early_data_left is not None:
+            self._receive_early_data(payload)
+            return
         if self._negotiated is None or self._read_secret is None:
             raise UnexpectedMessage("application data before the handshake completed")
         if payload:
             self._events.append(ApplicationData(payload))
+
+    def _receive_early_data(self, payload: bytes) -> None:
+        assert self._early_data_left is not None  # only while reading early data
+        left = self._early_data_left - len(payload)
+        if left < 0:
+            # RFC 8446 §4.2.10: more than max_early_data_size is unexpected_message.
+            raise UnexpectedMessage(
+                "the client sent more 0-RTT data than the ticket's max_early_data_size allows"
+            )
+        self._early_data_left = left
+        if payload:
+            self._events.append(EarlyDataReceived(payload))
 
     def _receive_alert(self, payload: bytes, *, protected: bool) -> None:
         _level, description = decode_alert(payload)
@@ -302,7 +341,7 @@ class Connection:
     # --- sending ---------------------------------------------------------------
 
     def _send_application_data(self, data: bytes) -> None:
-        if self._negotiated is None:
+        if self._negotiated is None and not self._half_rtt:
             raise UsageError("application data can only be sent after the handshake completed")
         if self._closed:
             raise UsageError("cannot send application data after close()")
@@ -381,6 +420,36 @@ class Connection:
     def reject_early_data(self) -> None:
         """Drop the 0-RTT records the client may send (RFC 8446 §4.2.10)."""
         self._reader.skip_budget = EARLY_DATA_SKIP_LIMIT
+
+    def accept_early_data(self, limit: int) -> None:
+        """Server: deliver up to ``limit`` bytes of 0-RTT data as events.
+
+        The read key must be the client's early traffic key; application
+        data may go out from now on (0.5-RTT).
+        """
+        self._early_data_left = limit
+        self._half_rtt = True
+        # RFC 8449 §4: records obey the limit of the handshake that made their
+        # keys; the client sealed its 0-RTT data before our record_size_limit
+        # reached it, so only the protocol's limit applies to it.
+        self._record_limit_after_early_data = self._reader.max_inner_plaintext
+        self._reader.max_inner_plaintext = MAX_PLAINTEXT + 1
+
+    def end_early_data(self) -> None:
+        """Server: the client's EndOfEarlyData arrived; no more early data."""
+        self._early_data_left = None
+        self._reader.max_inner_plaintext = self._record_limit_after_early_data
+
+    def drop_write_key(self) -> None:
+        """Client: write plaintext again (the second ClientHello after 0-RTT)."""
+        self._seal_pending_handshake()
+        self._writer.clear_key()
+        self._write_secret = None
+
+    def seal_early_data(self, data: bytes) -> None:
+        """Client: seal 0-RTT application data under the early traffic key."""
+        self._seal_pending_handshake()
+        self._out.append(self._writer.seal(ContentType.APPLICATION_DATA, data))
 
     def set_peer_record_limit(self, limit: int) -> None:
         """Honour the peer's record_size_limit (RFC 8449 §4: includes the type byte)."""

@@ -16,6 +16,7 @@ __all__ = [
     "CertificateRequested",
     "ClientCertificateReceived",
     "CloseNotify",
+    "EarlyDataReceived",
     "Event",
     "HandshakeComplete",
     "KeyUpdated",
@@ -36,6 +37,19 @@ class HandshakeComplete(Event):
 @dataclass(frozen=True, slots=True)
 class ApplicationData(Event):
     """Decrypted application data from the peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataReceived(Event):
+    """Server side: 0-RTT application data the client sent with its ClientHello.
+
+    It arrives before the handshake completes and may be a replay (RFC 8446
+    §8: the anti-replay store makes that unlikely, not impossible across a
+    fleet without a shared store); act on it only if the request is safe to
+    repeat.
+    """
 
     data: bytes
 

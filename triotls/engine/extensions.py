@@ -139,6 +139,67 @@ def decode_server_name(data: bytes) -> str | None:
     return host
 
 
+# --- status_request (RFC 6066 §8, RFC 8446 §4.4.2.1) ------------------------------
+
+# CertificateStatusType ocsp(1), the only one defined.
+STATUS_TYPE_OCSP: Final = 1
+
+
+def encode_status_request() -> bytes:
+    """CertificateStatusRequest for OCSP, with no responder IDs and no extensions.
+
+    An empty responder_id_list means the responders are known to the server
+    (RFC 6066 §8), which is how browsers and OpenSSL ask.
+    """
+    w = Writer()
+    w.u8(STATUS_TYPE_OCSP)
+    w.vec16(b"")  # ResponderID responder_id_list<0..2^16-1>
+    w.vec16(b"")  # Extensions request_extensions<0..2^16-1>
+    return w.getvalue()
+
+
+def decode_status_request(data: bytes) -> bool:
+    """Whether a ClientHello's status_request asks for an OCSP response.
+
+    Another status_type is not an error: RFC 6066 §8 defines only ocsp(1),
+    and a server ignores what it does not know.
+    """
+    r = Reader(data, "status_request")
+    status_type = r.u8("status_type")
+    if status_type != STATUS_TYPE_OCSP:
+        return False
+    r.vec16("responder_id_list")
+    r.vec16("request_extensions")
+    r.expect_end()
+    return True
+
+
+def encode_certificate_status(ocsp_response: bytes) -> bytes:
+    """CertificateStatus carrying one DER OCSPResponse (RFC 6066 §8)."""
+    w = Writer()
+    w.u8(STATUS_TYPE_OCSP)
+    w.vec24(ocsp_response)
+    return w.getvalue()
+
+
+def decode_certificate_status(data: bytes) -> bytes:
+    """The DER OCSPResponse in a CertificateEntry's status_request (RFC 8446 §4.4.2.1).
+
+    Raises:
+        DecodeError: the structure is malformed.
+        IllegalParameter: its status_type is not ocsp(1), the only type we ask for.
+    """
+    r = Reader(data, "CertificateStatus")
+    status_type = r.u8("status_type")
+    if status_type != STATUS_TYPE_OCSP:
+        raise IllegalParameter(
+            f"CertificateStatus has status_type {status_type}, and only ocsp(1) was requested"
+        )
+    response = r.vec24("OCSPResponse", min_len=1)
+    r.expect_end()
+    return response
+
+
 # --- lists of uint16 ----------------------------------------------------------
 
 

@@ -224,6 +224,10 @@ class RecordWriter:
         """Encrypt from the next record on with this traffic secret."""
         self._protection = _Protection(suite, secret)
 
+    def clear_key(self) -> None:
+        """Write plaintext records again (a client's second ClientHello after 0-RTT)."""
+        self._protection = None
+
     def seal(self, content_type: int, data: bytes, legacy_version: int = 0x0303) -> bytes:
         """Frame (and, with a key, encrypt) ``data`` as one or more records."""
         protection = self._protection

@@ -22,6 +22,7 @@ again before it accepts the ticket.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..errors import (
     CertificateRequired,
     CertificateVerificationError,
+    DecodeError,
     DecryptError,
     HandshakeFailure,
     IllegalParameter,
@@ -59,10 +61,12 @@ from .extensions import (
     decode_psk_modes,
     decode_record_size_limit,
     decode_server_name,
+    decode_status_request,
     decode_supported_versions_ch,
     decode_u16_list,
     encode_alpn,
     encode_certificate_authorities,
+    encode_certificate_status,
     encode_key_share_sh,
     encode_u16,
     encode_u16_list,
@@ -82,7 +86,7 @@ from .messages import (
     ServerHello,
     frame,
 )
-from .state import HandshakeKind, Negotiated, State
+from .state import EarlyDataStatus, HandshakeKind, Negotiated, State
 from .status import VerificationResult
 from .suites import (
     CIPHER_SUITES,
@@ -126,6 +130,11 @@ class ServerConnection(Connection):
 
     def start_handshake(self) -> None:
         """Nothing to do: the server waits for the ClientHello."""
+
+    @property
+    def may_receive_early_data(self) -> bool:
+        """Whether 0-RTT data may still arrive: before the ClientHello, or until EndOfEarlyData."""
+        return isinstance(self._state, (ExpectClientHello, ExpectEndOfEarlyData))
 
     def request_client_certificate(self) -> None:
         """Queue a post-handshake CertificateRequest (RFC 8446 §4.6.2).
@@ -179,6 +188,9 @@ class _ServerHandshake:
     verification: VerificationResult | None = None
     # Tickets wait for the client's Finished when a CertificateRequest went out.
     tickets_deferred: bool = False
+    # The client sent status_request for OCSP (RFC 6066 §8).
+    ocsp_requested: bool = False
+    early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
 
     def random_bytes(self, n: int) -> bytes:
         return self.config.random.random_bytes(n)
@@ -210,12 +222,20 @@ class ExpectClientHello(State):
         choice = _choose(hs, ch, required_group=None)
         hs.client_hello = ch
         _negotiate_extensions(hs, ch, conn)
-        if ExtensionType.EARLY_DATA in ch.extensions:
-            conn.reject_early_data()
+        early_offered = ExtensionType.EARLY_DATA in ch.extensions
+        if early_offered:
+            decode_empty(ch.extensions[ExtensionType.EARLY_DATA], "early_data")
+            hs.early_data = EarlyDataStatus.REJECTED
         if choice.share is None:
+            if early_offered:
+                conn.reject_early_data()  # RFC 8446 §4.2.10: never after a retry
             return _send_hello_retry_request(hs, ch, msg, choice, conn)
         hs.transcript.set_hash(choice.suite.hash_name)
         resumption = _accept_psk(hs, ch, msg.raw, choice.suite)
+        if early_offered and resumption is not None and _accept_early_data(hs, resumption, choice):
+            hs.early_data = EarlyDataStatus.ACCEPTED
+        elif early_offered:
+            conn.reject_early_data()
         hs.transcript.add(msg.raw)
         return _send_server_flight(hs, ch, choice, conn, resumption)
 
@@ -329,6 +349,8 @@ def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connectio
     sni = ch.extensions.get(ExtensionType.SERVER_NAME)
     hs.server_name = decode_server_name(sni) if sni is not None else None
     hs.certified, hs.scheme = _choose_certificate(cfg, hs.server_name, client_schemes)
+    status_request = ch.extensions.get(ExtensionType.STATUS_REQUEST)
+    hs.ocsp_requested = status_request is not None and decode_status_request(status_request)
     hs.alpn_protocol = None
     alpn = ch.extensions.get(ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
     if alpn is not None and cfg.alpn_protocols:
@@ -430,6 +452,11 @@ def _send_server_flight(
     hs.suite = suite
     hs.group = choice.group
     hs.resumed = resumption is not None
+    early_secret: Secret | None = None
+    if resumption is not None and hs.early_data is EarlyDataStatus.ACCEPTED:
+        # RFC 8446 §7.1: client_early_traffic_secret hashes the ClientHello alone.
+        early_secret = resumption.schedule.client_early_traffic_secret(hs.transcript.digest())
+        conn.log_secret("CLIENT_EARLY_TRAFFIC_SECRET", ch.random, early_secret)
     if resumption is not None:
         hs.peer_chain = resumption.client_chain
         hs.verification = resumption.client_verification
@@ -461,7 +488,11 @@ def _send_server_flight(
     conn.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", ch.random, server_hs)
     hs.client_secret = client_hs
     conn.install_write_key(server_hs)
-    conn.install_read_key(client_hs, "the client's encrypted handshake")
+    if early_secret is None:
+        conn.install_read_key(client_hs, "the client's encrypted handshake")
+    else:
+        # The client's 0-RTT records come first, then its EndOfEarlyData.
+        conn.install_read_key(early_secret, "the client's early data")
 
     ee_exts = encrypted_extensions(hs, ch, conn)
     _emit(
@@ -478,11 +509,7 @@ def _send_server_flight(
         hs.tickets_deferred = True
     if resumption is None:
         # RFC 8446 §2.2: a resumed handshake authenticates with the PSK alone.
-        certificate = Certificate(
-            certificate_list=tuple(
-                CertificateEntry(cert_data=der) for der in hs.certified.chain_der
-            )
-        )
+        certificate = Certificate(certificate_list=_certificate_entries(hs, hs.certified))
         _emit(hs, conn, HandshakeType.CERTIFICATE, certificate.encode())
         signature = sign(
             hs.certified.private_key, hs.scheme, SERVER_SIGNATURE_CONTEXT + hs.transcript.digest()
@@ -501,13 +528,62 @@ def _send_server_flight(
     conn.install_write_key(server_app)
     if hs.tickets_deferred:
         return ExpectClientCertificate(hs)
+    # The client's EndOfEarlyData (when 0-RTT was accepted) and Finished are
+    # fully determined by now, so tickets can be computed ahead of them.
+    rest = _END_OF_EARLY_DATA if early_secret is not None else b""
     client_finished = frame(
         HandshakeType.FINISHED,
-        finished_verify_data(hash_name, client_hs, hs.transcript.digest()),
+        finished_verify_data(hash_name, client_hs, hs.transcript.digest_with(rest)),
     )
-    secret = schedule.resumption_master_secret(hs.transcript.digest_with(client_finished))
+    secret = schedule.resumption_master_secret(hs.transcript.digest_with(rest + client_finished))
     _issue_tickets(hs, conn, secret)
+    if early_secret is not None:
+        assert resumption is not None  # 0-RTT is only accepted with a PSK
+        conn.accept_early_data(resumption.state.max_early_data_size)
+        return ExpectEndOfEarlyData(hs)
     return ExpectClientFinished(hs)
+
+
+#: EndOfEarlyData (RFC 8446 §4.5): an empty handshake message.
+_END_OF_EARLY_DATA: Final = frame(HandshakeType.END_OF_EARLY_DATA, b"")
+
+
+@final
+class ExpectEndOfEarlyData(State):
+    """Reading the client's 0-RTT data until its EndOfEarlyData (RFC 8446 §4.5)."""
+
+    expects: ClassVar = frozenset({HandshakeType.END_OF_EARLY_DATA})
+
+    def __init__(self, hs: _ServerHandshake) -> None:
+        self._hs = hs
+
+    def handle(self, msg: HandshakeMessage, conn: Connection) -> State:
+        hs = self._hs
+        assert hs.client_secret is not None  # set in the flight
+        if msg.body:
+            raise DecodeError(f"EndOfEarlyData has a {len(msg.body)}-byte body; it is empty")
+        hs.transcript.add(msg.raw)
+        conn.end_early_data()
+        conn.install_read_key(hs.client_secret, "the client's encrypted handshake")
+        return ExpectClientFinished(hs)
+
+
+def _certificate_entries(
+    hs: _ServerHandshake, certified: CertifiedKey
+) -> tuple[CertificateEntry, ...]:
+    """The chain's entries, the OCSP staple on the leaf's when the client asked for one.
+
+    RFC 8446 §4.4.2.1 carries the response in the leaf's CertificateEntry;
+    RFC 8446 §4.2 forbids sending it to a client that did not ask.
+    """
+    entries = [CertificateEntry(cert_data=der) for der in certified.chain_der]
+    staple = certified.current_ocsp_response() if hs.ocsp_requested else None
+    if staple is not None:
+        entries[0] = CertificateEntry(
+            cert_data=entries[0].cert_data,
+            extensions={ExtensionType.STATUS_REQUEST: encode_certificate_status(staple)},
+        )
+    return tuple(entries)
 
 
 def certificate_request(cfg: ServerConfig, context: bytes = b"") -> CertificateRequest:
@@ -544,6 +620,8 @@ class _Resumption:
     index: int
     schedule: KeySchedule
     state: SessionState
+    identity: bytes
+    age_error: float  # |client's idea of the ticket age - ours|, seconds
     client_chain: tuple[x509.Certificate, ...] = ()
     client_verification: VerificationResult | None = None
 
@@ -603,10 +681,35 @@ def _accept_psk(
             index=index,
             schedule=schedule,
             state=state,
+            identity=identity.identity,
+            age_error=abs(client_age - server_age),
             client_chain=client_chain,
             client_verification=client_verification,
         )
     return None
+
+
+#: Largest gap between the client's and our idea of a ticket's age for which
+#: 0-RTT is accepted (RFC 8446 §8.3); a copy of the ClientHello fails this
+#: check by itself twice this long after the original arrived.
+EARLY_DATA_AGE_WINDOW: Final = 10.0
+
+
+def _accept_early_data(hs: _ServerHandshake, resumption: _Resumption, choice: _Choice) -> bool:
+    """Whether to accept the client's 0-RTT data (RFC 8446 §4.2.10, §8)."""
+    cfg = hs.config
+    state = resumption.state
+    if not (cfg.max_early_data_size and state.max_early_data_size):
+        return False  # off here, or the ticket did not allow it
+    if resumption.index != 0 or state.cipher_suite != choice.suite.suite:
+        return False  # §4.2.10: the first PSK, with the ticket's own suite
+    if resumption.age_error > EARLY_DATA_AGE_WINDOW:
+        return False  # §8.3: too old (or too new) to be a fresh ClientHello
+    guard = cfg.early_data_replay_guard
+    assert guard is not None  # ServerConfig makes one when 0-RTT is enabled
+    key = hashlib.sha256(b"triotls 0-RTT\x00" + resumption.identity).digest()
+    # Recorded last: an offer refused for another reason uses up nothing.
+    return guard.first_use(key, cfg.clock.now(), 2 * EARLY_DATA_AGE_WINDOW)
 
 
 def _check_resumed_client(
@@ -674,6 +777,10 @@ def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> No
     assert hs.suite is not None  # set in the flight
     hash_name = hs.suite.hash_name
     now = cfg.clock.now()
+    early_extension: dict[int, bytes] = {}
+    if cfg.max_early_data_size:
+        # RFC 8446 §4.6.1: the ticket may bring this much 0-RTT data.
+        early_extension[ExtensionType.EARLY_DATA] = cfg.max_early_data_size.to_bytes(4, "big")
     for counter in range(cfg.ticket_count):
         nonce = counter.to_bytes(1, "big")
         age_add = int.from_bytes(hs.random_bytes(4), "big")
@@ -686,12 +793,14 @@ def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> No
             alpn_protocol=hs.alpn_protocol,
             server_name=hs.server_name,
             client_chain=client_chain,
+            max_early_data_size=cfg.max_early_data_size,
         )
         ticket = NewSessionTicket(
             ticket_lifetime=cfg.ticket_lifetime,
             ticket_age_add=age_add,
             ticket_nonce=nonce,
             ticket=cfg.ticket_keys.seal(state, hs.random_bytes(12)),
+            extensions=early_extension,
         )
         conn.queue_handshake(frame(HandshakeType.NEW_SESSION_TICKET, ticket.encode()))
 
@@ -715,6 +824,8 @@ def encrypted_extensions(
         conn.set_own_record_limit(limit)
     if hs.server_name is not None:
         exts[ExtensionType.SERVER_NAME] = b""  # RFC 6066 §3: the name was used
+    if hs.early_data is EarlyDataStatus.ACCEPTED:
+        exts[ExtensionType.EARLY_DATA] = b""
     return exts
 
 
@@ -834,6 +945,7 @@ class ExpectClientFinished(State):
                 ),
                 handshake_kind=_handshake_kind(resumed=hs.resumed, retried=hs.hello_retry),
                 verification=hs.verification,
+                early_data=hs.early_data,
             )
         )
         assert hs.client_hello is not None  # set before any flight

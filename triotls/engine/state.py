@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .messages import HandshakeMessage
 
-__all__ = ["HandshakeKind", "Negotiated", "State"]
+__all__ = ["EarlyDataStatus", "HandshakeKind", "Negotiated", "State"]
 
 
 class HandshakeKind(enum.Enum):
@@ -25,6 +25,17 @@ class HandshakeKind(enum.Enum):
     FULL_WITH_HELLO_RETRY_REQUEST = "full with HelloRetryRequest"
     RESUMED = "resumed"
     RESUMED_WITH_HELLO_RETRY_REQUEST = "resumed with HelloRetryRequest"
+
+
+class EarlyDataStatus(enum.Enum):
+    """What became of 0-RTT early data (RFC 8446 §4.2.10)."""
+
+    NOT_OFFERED = "not offered"
+    """The ClientHello offered no early data."""
+    ACCEPTED = "accepted"
+    """The server accepted the early data: it was delivered as 0-RTT data."""
+    REJECTED = "rejected"
+    """The server refused the early data and discarded it unread."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +66,8 @@ class Negotiated:
             handshake that issued its ticket (tickets are kept only from
             those); on a server requesting client certificates, the result
             of verifying the chain the ticket carries again.
+        early_data: whether the client offered 0-RTT data and whether the
+            server accepted it.
     """
 
     version: int
@@ -67,6 +80,7 @@ class Negotiated:
     verified_chain: tuple[x509.Certificate, ...] | None
     handshake_kind: HandshakeKind
     verification: VerificationResult | None = None
+    early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
 
     @property
     def resumed(self) -> bool:

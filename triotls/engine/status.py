@@ -19,6 +19,7 @@ from cryptography import x509
 from .enums import AlertDescription
 
 __all__ = [
+    "OCSPMode",
     "VerificationResult",
     "VerificationStatus",
     "VerifyCallback",
@@ -33,15 +34,16 @@ class VerificationStatus(enum.IntFlag):
     0 means the chain verified. :attr:`INVALID` is set whenever any other flag
     is, so ``if status:`` and ``status & VerificationStatus.INVALID`` agree.
     The values are GnuTLS's, so ``int(status)`` can be compared with what
-    ``gnutls_certificate_verify_peers2`` reports. ``REVOKED``,
-    ``MISSING_OCSP_STATUS`` and ``INVALID_OCSP_STATUS`` are defined for
-    revocation checking, which triotls does not do yet: they are never set.
+    ``gnutls_certificate_verify_peers2`` reports. The revocation flags come
+    from the caller's CRLs (``TrustStore(crls=...)``) and the OCSP response
+    the server stapled (``ClientConfig.ocsp``); see ``engine/revocation.py``.
     """
 
     INVALID = 1 << 1
     """The chain did not verify; set together with every other flag."""
     REVOKED = 1 << 5
-    """A certificate was revoked by its issuer. Not checked yet, so never set."""
+    """A certificate was revoked by its issuer: a CRL supplied by the caller
+    lists it, or the stapled OCSP response says so."""
     SIGNER_NOT_FOUND = 1 << 6
     """No issuer that signed a certificate was found among the supplied
     intermediates and the trust anchors. An unknown CA, a missing intermediate,
@@ -57,9 +59,15 @@ class VerificationStatus(enum.IntFlag):
     """A certificate has expired (notAfter is before the clock's time)."""
     SIGNATURE_FAILURE = 1 << 11
     """A signature did not verify with the key of the certificate named as issuer."""
+    REVOCATION_DATA_SUPERSEDED = 1 << 12
+    """Revocation data is out of date: a CRL past its nextUpdate, or a stapled
+    OCSP response past its nextUpdate (or too old, without one)."""
     UNEXPECTED_OWNER = 1 << 14
     """The end-entity certificate does not name the host or address connected to
     (RFC 6125), or names nobody (no subjectAltName)."""
+    REVOCATION_DATA_ISSUED_IN_FUTURE = 1 << 15
+    """Revocation data is dated in the future (a CRL's or OCSP response's
+    thisUpdate is after the clock's time, beyond a few minutes of skew)."""
     SIGNER_CONSTRAINTS_FAILURE = 1 << 16
     """An issuer's constraints are violated (pathLenConstraint, keyUsage without
     keyCertSign, or nameConstraints)."""
@@ -68,9 +76,13 @@ class VerificationStatus(enum.IntFlag):
     serverAuth (or clientAuth), an end-entity keyUsage lacks digitalSignature
     or asserts keyCertSign, or a CA certificate is presented as the end entity."""
     MISSING_OCSP_STATUS = 1 << 19
-    """An OCSP status was required but none came. Not checked yet, so never set."""
+    """An OCSP status was required but none came: the configuration requires
+    one (``ocsp="require"``), or the leaf has the must-staple TLS feature
+    (RFC 7633) and the client asked for one."""
     INVALID_OCSP_STATUS = 1 << 20
-    """The OCSP status received is invalid. Not checked yet, so never set."""
+    """The stapled OCSP response is unusable: not successful, about another
+    certificate, signed by a key the issuer did not authorize, a bad
+    signature, expired or not yet valid, or certStatus unknown."""
     UNKNOWN_CRIT_EXTENSIONS = 1 << 21
     """A certificate has a critical extension the verifier does not process."""
     CHAIN_TOO_LONG = 1 << 30
@@ -110,6 +122,16 @@ completes it and leaves the decision to the caller, who reads
 ``verification`` afterwards."""
 
 
+OCSPMode: TypeAlias = Literal["off", "request", "require"]
+"""Whether a client asks the server to staple an OCSP response, and insists.
+
+``"off"`` does not ask (and the must-staple TLS feature is not enforced, as
+RFC 7633 §4.2.3.1 ties it to the request); ``"request"`` (the default, what
+browsers do) asks, checks a response that comes, and requires one only for a
+must-staple leaf; ``"require"`` refuses a chain without a valid response
+(MISSING_OCSP_STATUS)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerificationResult:
     """The outcome of verifying the peer's certificate chain.
@@ -123,6 +145,9 @@ class VerificationResult:
             or None when the chain did not verify.
         server_name: the host name or IP address the leaf was checked
             against, or None when the name was not checked.
+        ocsp_response: the DER OCSPResponse the peer stapled to its leaf
+            (RFC 8446 §4.4.2.1), valid or not, or None when it sent none.
+            Load it with ``cryptography.x509.ocsp.load_der_ocsp_response``.
     """
 
     status: VerificationStatus
@@ -130,6 +155,7 @@ class VerificationResult:
     chain: tuple[x509.Certificate, ...] = field(repr=False)
     verified_chain: tuple[x509.Certificate, ...] | None = field(repr=False)
     server_name: str | None
+    ocsp_response: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if bool(self.status) == (self.verified_chain is not None):
@@ -161,7 +187,8 @@ def alert_for(status: VerificationStatus) -> AlertDescription:
     The first row that matches wins: REVOKED gives certificate_revoked;
     EXPIRED or NOT_ACTIVATED certificate_expired; SIGNER_NOT_FOUND or
     CHAIN_TOO_LONG unknown_ca; MISSING_OCSP_STATUS or INVALID_OCSP_STATUS
-    bad_certificate_status_response; any other flag (INSECURE_ALGORITHM
+    bad_certificate_status_response; REVOCATION_DATA_SUPERSEDED or
+    REVOCATION_DATA_ISSUED_IN_FUTURE certificate_unknown; any other flag (INSECURE_ALGORITHM
     included, as RFC 8446 §4.4.2.4 asks for SHA-1) bad_certificate. A clean
     status that the application refused anyway gives certificate_unknown.
     """
@@ -185,6 +212,13 @@ _ALERT_PRIORITY: Final[tuple[tuple[VerificationStatus, AlertDescription], ...]] 
         _S.MISSING_OCSP_STATUS | _S.INVALID_OCSP_STATUS,
         AlertDescription.BAD_CERTIFICATE_STATUS_RESPONSE,
     ),
+    # RFC 8446 §6.2, certificate_unknown: "some other (unspecified) issue
+    # arose in processing the certificate": the certificate may be fine, but
+    # the revocation data to judge it by is not current.
+    (
+        _S.REVOCATION_DATA_SUPERSEDED | _S.REVOCATION_DATA_ISSUED_IN_FUTURE,
+        AlertDescription.CERTIFICATE_UNKNOWN,
+    ),
 )
 
 _WORDS: Final[dict[VerificationStatus, str]] = {
@@ -196,6 +230,8 @@ _WORDS: Final[dict[VerificationStatus, str]] = {
     _S.NOT_ACTIVATED: "not yet valid",
     _S.EXPIRED: "expired",
     _S.SIGNATURE_FAILURE: "bad signature",
+    _S.REVOCATION_DATA_SUPERSEDED: "revocation data out of date",
+    _S.REVOCATION_DATA_ISSUED_IN_FUTURE: "revocation data from the future",
     _S.UNEXPECTED_OWNER: "name mismatch",
     _S.SIGNER_CONSTRAINTS_FAILURE: "issuer constraints violated",
     _S.PURPOSE_MISMATCH: "wrong purpose",

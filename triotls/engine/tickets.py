@@ -15,7 +15,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Final, Protocol, final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -24,12 +24,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import DecodeError
 from .codec import Reader, Writer
 
-__all__ = ["ClientSession", "SessionCache", "SessionState", "TicketKeys"]
+__all__ = [
+    "ClientSession",
+    "ReplayCache",
+    "ReplayGuard",
+    "SessionCache",
+    "SessionState",
+    "TicketKeys",
+]
 
 _KEY_ID_LEN: Final = 8
 _NONCE_LEN: Final = 12
 # 2: the client's certificate chain was added (client authentication).
-_STATE_VERSION: Final = 2
+# 3: max_early_data_size was added (0-RTT).
+_STATE_VERSION: Final = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +57,8 @@ class SessionState:
             did not authenticate, or its chain did not verify cleanly. A
             server that requests client certificates verifies it again before
             resuming (see :doc:`/verification`).
+        max_early_data_size: the 0-RTT bytes the ticket allowed when it was
+            issued (0: none); the limit enforced when it brings early data.
     """
 
     cipher_suite: int
@@ -59,6 +69,7 @@ class SessionState:
     alpn_protocol: str | None
     server_name: str | None
     client_chain: tuple[bytes, ...] = field(default=(), repr=False)
+    max_early_data_size: int = 0
 
     def encode(self) -> bytes:
         """Serialize for sealing."""
@@ -74,6 +85,7 @@ class SessionState:
         with w.prefixed24():
             for der in self.client_chain:
                 w.vec24(der)
+        w.u32(self.max_early_data_size)
         return w.getvalue()
 
     @classmethod
@@ -93,6 +105,7 @@ class SessionState:
         chain: list[bytes] = []
         while not chain_r.is_at_end():
             chain.append(chain_r.vec24("client certificate", min_len=1))
+        max_early = r.u32("max_early_data_size")
         r.expect_end()
         return cls(
             cipher_suite=suite,
@@ -103,6 +116,7 @@ class SessionState:
             alpn_protocol=alpn or None,
             server_name=name or None,
             client_chain=tuple(chain),
+            max_early_data_size=max_early,
         )
 
 
@@ -266,3 +280,69 @@ class SessionCache:
             if not sessions:
                 del self._entries[key]
         return session
+
+
+class ReplayGuard(Protocol):
+    """Remembers which 0-RTT offers a server has already accepted (RFC 8446 §8).
+
+    A server accepts early data only when :meth:`first_use` says the offer
+    is new. Servers that share :class:`TicketKeys` must share one guard
+    too (an implementation over a shared store), or a ClientHello captured
+    on its way to one server can be replayed to another.
+    """
+
+    def first_use(self, key: bytes, now: float, keep_for: float) -> bool:
+        """Record ``key`` for ``keep_for`` seconds from ``now``; whether it was new.
+
+        Return False as well when the key cannot be recorded (a full
+        store): refusing 0-RTT is always safe, forgetting an entry is not.
+        """
+        ...
+
+
+@final
+class ReplayCache:
+    """An in-process strike register for 0-RTT offers (RFC 8446 §8.1, §8.2).
+
+    The server keys it by the ticket, so a ticket brings early data at most
+    once, and keeps each entry only as long as the ticket-age freshness
+    check could still pass for a copy of the same ClientHello; after that
+    the freshness check refuses the copy by itself. When ``max_entries``
+    live entries are held, new offers are refused 0-RTT (they still resume
+    with a full round trip) rather than evicting a live entry, which would
+    reopen a replay window.
+
+    Args:
+        max_entries: the most offers remembered at once.
+    """
+
+    __slots__ = ("_entries", "max_entries")
+
+    def __init__(self, max_entries: int = 65_536) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        # key -> expiry, in insertion order; expiries only grow when the
+        # clock does, and a clock stepping back only keeps entries longer.
+        self._entries: OrderedDict[bytes, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def first_use(self, key: bytes, now: float, keep_for: float) -> bool:
+        """Record ``key``; False if it is already recorded or there is no room."""
+        entries = self._entries
+        while entries:
+            oldest, expiry = next(iter(entries.items()))
+            if expiry > now:
+                break
+            del entries[oldest]
+        known = entries.get(key)
+        if known is not None:
+            if known > now:
+                return False
+            del entries[key]  # expired behind a live entry: re-add at the end
+        if len(entries) >= self.max_entries:
+            return False
+        entries[key] = now + keep_for
+        return True

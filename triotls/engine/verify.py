@@ -108,6 +108,7 @@ from cryptography.x509.oid import (
 
 from ..errors import CertificateVerificationError, LocalAlert
 from .enums import AlertDescription
+from .revocation import RevocationFinding, check_revocation
 from .status import VerificationResult, VerificationStatus, VerifyCallback, VerifyMode
 
 __all__ = [
@@ -157,6 +158,11 @@ class TrustAnchors(Protocol):
         """The same certificates as a ``cryptography`` store."""
         ...
 
+    @property
+    def crls(self) -> tuple[x509.CertificateRevocationList, ...]:
+        """Certificate revocation lists to check the chain against (may be empty)."""
+        ...
+
 
 def check_chain(
     chain: Sequence[x509.Certificate],
@@ -166,6 +172,9 @@ def check_chain(
     server_name: str | None,
     now: float,
     max_depth: int = 8,
+    ocsp_response: bytes | None = None,
+    ocsp_requested: bool = False,
+    ocsp_required: bool = False,
 ) -> VerificationResult:
     """Verify ``chain`` (leaf first) against ``store`` and say every reason it failed.
 
@@ -173,6 +182,10 @@ def check_chain(
     a :class:`TrustAnchors` (such as ``config.trust_store``). Given a bare
     ``cryptography`` ``Store``, such a chain is refused (SIGNER_NOT_FOUND),
     and the status of other failing chains is less precise.
+
+    Revocation is checked too (see :mod:`triotls.engine.revocation`), on the
+    validated path, or on the structural one when the chain failed: against
+    the store's CRLs, and against ``ocsp_response`` for the leaf.
 
     Args:
         chain: the peer's certificates, leaf first (at least one).
@@ -182,13 +195,32 @@ def check_chain(
             skip the name check.
         now: the verification time, in seconds since the epoch.
         max_depth: the most intermediates a path may hold.
+        ocsp_response: the DER OCSP response stapled to the leaf, or None.
+        ocsp_requested: whether one was asked for (the must-staple TLS
+            feature, RFC 7633, then makes a missing one MISSING_OCSP_STATUS).
+        ocsp_required: whether a missing response is MISSING_OCSP_STATUS
+            whatever the leaf says.
 
     Returns:
         The result: status 0 and the validated path, or every flag with the
-        reasons (the validator's message first).
+        reasons (the validator's message first, revocation problems last).
     """
     peer_chain = tuple(chain)
     when = _utc(now)
+    crls = () if isinstance(store, xv.Store) else store.crls
+
+    def revocation(path: tuple[x509.Certificate, ...]) -> list[RevocationFinding]:
+        if not crls and ocsp_response is None and not ocsp_requested and not ocsp_required:
+            return []
+        return check_revocation(
+            path,
+            crls=crls,
+            ocsp_response=ocsp_response,
+            ocsp_requested=ocsp_requested,
+            ocsp_required=ocsp_required,
+            now=now,
+        )
+
     try:
         path = _verdict(
             peer_chain,
@@ -201,12 +233,26 @@ def check_chain(
     except _Refused as refused:
         verdict = str(refused)
     else:
+        revoked = revocation(path)
+        if not revoked:
+            return VerificationResult(
+                status=_S(0),
+                reasons=(),
+                chain=peer_chain,
+                verified_chain=path,
+                server_name=server_name,
+                ocsp_response=ocsp_response,
+            )
+        status = _S.INVALID
+        for finding in revoked:
+            status |= finding.flag
         return VerificationResult(
-            status=_S(0),
-            reasons=(),
+            status=status,
+            reasons=tuple(dict.fromkeys(finding.message for finding in revoked)),
             chain=peer_chain,
-            verified_chain=path,
+            verified_chain=None,
             server_name=server_name,
+            ocsp_response=ocsp_response,
         )
     status, reasons = classify_chain(
         peer_chain,
@@ -223,12 +269,20 @@ def check_chain(
         status = _S.INVALID
         if "candidates exhausted" in verdict:
             status |= _S.SIGNER_NOT_FOUND
+    revoked = revocation(
+        _structural_path(peer_chain, store, purpose=purpose, server_name=server_name, when=when)
+    )
+    for finding in revoked:
+        status |= finding.flag
     return VerificationResult(
         status=status,
-        reasons=tuple(dict.fromkeys((verdict, *reasons))),
+        reasons=tuple(
+            dict.fromkeys((verdict, *reasons, *(finding.message for finding in revoked)))
+        ),
         chain=peer_chain,
         verified_chain=None,
         server_name=server_name,
+        ocsp_response=ocsp_response,
     )
 
 
@@ -312,6 +366,30 @@ def classify_chain(
     if status:
         status |= _S.INVALID
     return status, tuple(dict.fromkeys(problem.message for problem in problems))
+
+
+def _structural_path(
+    chain: tuple[x509.Certificate, ...],
+    store: TrustAnchors | xv.Store,
+    *,
+    purpose: Purpose,
+    server_name: str | None,
+    when: datetime.datetime,
+) -> tuple[x509.Certificate, ...]:
+    """The path the classification follows: revocation is checked along it."""
+    if any(_parse_problem(cert, index) for index, cert in enumerate(chain)):
+        return chain[:1]
+    anchors = None if isinstance(store, xv.Store) else store.certificates
+    classification = _Classification(
+        profile=_RFC5280 if _needs_eddsa_validator(chain) else _WEBPKI,
+        anchors=anchors,
+        purpose=purpose,
+        server_name=server_name,
+        when=when,
+        max_depth=len(chain) + 1,
+    )
+    path, _reached, _problems = classification._structural_path(chain[0], chain[1:])
+    return path
 
 
 def enforce_verification(
