@@ -33,7 +33,7 @@ import contextlib
 import enum
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, TypeVar, final
 
 import trio
@@ -45,7 +45,7 @@ from .engine.client import ClientConnection
 from .engine.connection import Connection
 from .engine.enums import CipherSuite, NamedGroup
 from .engine.server import ServerConnection
-from .engine.state import HandshakeKind, Negotiated
+from .engine.state import EarlyDataStatus, HandshakeKind, Negotiated
 from .engine.status import VerificationResult
 from .errors import TLSError, TruncationError, UsageError
 
@@ -227,6 +227,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._handshake_started_at: float | None = None
         self._handshake_seconds: float | None = None
         self._client_certificate_result: events.ClientCertificateReceived | None = None
+        # Server: 0-RTT data received, until receive_early_data() takes it
+        # (bounded by ServerConfig.max_early_data_size).
+        self._early_incoming = bytearray()
+        self._early_data = b""  # client: 0-RTT data for the handshake to send
 
     # --- what was negotiated --------------------------------------------------
 
@@ -305,6 +309,18 @@ class TLSStream(trio.abc.HalfCloseableStream):
     def close_reason(self) -> CloseReason | None:
         """How the peer ended its side, once ``receive_some`` returned ``b""``."""
         return self._close_reason
+
+    @property
+    def early_data_status(self) -> EarlyDataStatus | None:
+        """Whether 0-RTT data was offered and accepted; None before the handshake completes.
+
+        Client side, anything but ``ACCEPTED`` means the ``early_data``
+        given to :meth:`do_handshake` did not reach the server: send it
+        again with :meth:`send_all` if it still makes sense (it is never
+        resent automatically; see :doc:`/resumption`).
+        """
+        n = self._conn.negotiated
+        return None if n is None else n.early_data
 
     @property
     def engine(self) -> Connection:
@@ -423,6 +439,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
         for event in produced:
             if isinstance(event, events.ApplicationData):
                 self._incoming += event.data
+            elif isinstance(event, events.EarlyDataReceived):
+                self._early_incoming += event.data
             elif isinstance(event, events.CloseNotify):
                 self._close_reason = CloseReason.CLOSE_NOTIFY
             elif isinstance(event, events.NewSessionTicketReceived):
@@ -460,8 +478,20 @@ class TLSStream(trio.abc.HalfCloseableStream):
 
     # --- handshake ------------------------------------------------------------
 
-    async def do_handshake(self) -> None:
+    async def do_handshake(self, *, early_data: bytes = b"") -> None:
         """Complete the TLS handshake if it has not completed yet.
+
+        Args:
+            early_data: client side, application data to send as 0-RTT data
+                with the ClientHello, when the cached session allows it (its
+                server enabled ``max_early_data_size``). It may be replayed
+                by an attacker, so send only requests that are safe to
+                repeat. Whether the server took it is
+                :attr:`early_data_status` afterwards; when it is not
+                ``ACCEPTED``, the data was not delivered, and it is up to
+                the caller to send it again (RFC 8446 §4.2.10 leaves that
+                to the application). Only the call that starts the
+                handshake can send early data.
 
         Raises:
             HandshakeTimeout: ``config.handshake_timeout`` elapsed first.
@@ -475,10 +505,54 @@ class TLSStream(trio.abc.HalfCloseableStream):
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_usable()
+        if early_data:
+            if self._server_side:
+                raise UsageError("only a client sends early data")
+            if self._started:
+                raise UsageError(
+                    "early data can only be given to the call that starts the handshake"
+                )
+            self._early_data = bytes(early_data)
         if self._conn.handshake_complete and not self._conn.has_data_to_send:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
         await self._ensure_handshake()
+
+    async def receive_early_data(self) -> bytes:
+        """Server side: the next 0-RTT data the client sent, or ``b""`` when there is no more.
+
+        Runs the handshake as far as needed: it returns as soon as early data
+        arrives, before the client's Finished, so that an answer can go out
+        at once with :meth:`send_all` (0.5-RTT data, sent before the client
+        is authenticated; the handshake completes in the next
+        ``receive_some``). ``b""`` means the client sent none, the server
+        refused it (``early_data_status``), or all of it was returned.
+        Early data can be a replay (see :doc:`/resumption`): act only on
+        requests that are safe to repeat. ``receive_some`` never returns
+        early data.
+
+        Raises:
+            UsageError: on a client stream.
+            trio.BusyResourceError: another task is receiving.
+            HandshakeTimeout, trio.BrokenResourceError: as :meth:`do_handshake`.
+        """
+        conn = self._conn
+        if not isinstance(conn, ServerConnection):
+            raise UsageError("receive_early_data() is for the server side")
+        with self._outer_receive:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_usable()
+            if not self._early_incoming and conn.may_receive_early_data:
+                async with self._handshake_lock:
+                    self._check_usable()
+                    await self._handshake_locked(
+                        until=lambda: bool(self._early_incoming) or not conn.may_receive_early_data
+                    )
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            data = bytes(self._early_incoming)
+            self._early_incoming.clear()
+            return data
 
     async def _ensure_handshake(self) -> None:
         if self._conn.handshake_complete:
@@ -491,7 +565,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._check_usable()
             await self._handshake_locked()
 
-    async def _handshake_locked(self) -> None:
+    async def _handshake_locked(self, until: Callable[[], bool] | None = None) -> None:
+        """Drive the handshake until it completes (or ``until()`` holds)."""
         conn = self._conn
         if self._conn.handshake_complete:  # another task finished it while we waited
             await self._flush()
@@ -503,10 +578,14 @@ class TLSStream(trio.abc.HalfCloseableStream):
             timeout = self.config.handshake_timeout
             self._deadline = math.inf if timeout is None else now + timeout
             self._offer_cached_session()
-            conn.start_handshake()
+            if isinstance(conn, ClientConnection):
+                conn.start_handshake(early_data=self._early_data)
+                self._early_data = b""
+            else:
+                conn.start_handshake()
         assert self._deadline is not None  # set when the handshake started
         with trio.CancelScope(deadline=self._deadline) as scope:
-            while not conn.handshake_complete:
+            while not conn.handshake_complete and not (until is not None and until()):
                 await self._flush()
                 await self._receive_step()
                 if self._close_reason is not None and not conn.handshake_complete:
@@ -546,7 +625,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._check_usable()
             if self._sent_eof:
                 raise trio.ClosedResourceError("send_eof() was called on this TLSStream")
-            await self._ensure_handshake()
+            if self._conn.handshake_complete or not self._conn.can_send_application_data:
+                await self._ensure_handshake()
+            # Otherwise a server that accepted 0-RTT data answers before the
+            # client's Finished (0.5-RTT); the next receive completes the handshake.
             view = memoryview(data)
             if not view.nbytes:
                 await self._flush()
