@@ -98,6 +98,16 @@ EXPECTED_OUTPUT: Final[dict[str, tuple[str, ...]]] = {
         "HandshakeKind.FULL, session_resumed=False",
         "HandshakeKind.RESUMED, session_resumed=True",
     ),
+    "psk_ke.py": (
+        "both sides allow psk_ke:",
+        "HandshakeKind.FULL, mode None, group X25519MLKEM768",
+        "HandshakeKind.RESUMED, mode PSK_KE, group None",
+        "a default client (psk_dhe_ke only):",
+        "HandshakeKind.FULL, mode None, group X25519MLKEM768",
+        "HandshakeKind.RESUMED, mode PSK_DHE_KE, group X25519MLKEM768",
+        "a default server (same ticket keys):",
+        "HandshakeKind.RESUMED, mode PSK_DHE_KE, group X25519MLKEM768",
+    ),
     "early_data.py": (
         "first visit (no ticket yet):",
         "server read b'GET /index.html\\n' as 1-RTT data, answering after the client's Finished",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .config import CertifiedKey as CertifiedKey
 from .config import ClientConfig as ClientConfig
 from .config import KeyLogFile as KeyLogFile
+from .config import PskMode as PskMode
 from .config import ReplayCache as ReplayCache
 from .config import ReplayGuard as ReplayGuard
 from .config import ServerConfig as ServerConfig
@@ -20,6 +21,7 @@ from .config import TicketKeys as TicketKeys
 from .config import TrustStore as TrustStore
 from .engine.enums import CipherSuite as CipherSuite
 from .engine.enums import NamedGroup as NamedGroup
+from .engine.enums import PskKeyExchangeMode as PskKeyExchangeMode
 from .engine.enums import SignatureScheme as SignatureScheme
 from .engine.state import EarlyDataStatus as EarlyDataStatus
 from .engine.state import HandshakeKind as HandshakeKind
@@ -109,6 +111,8 @@ __all__ = [
     "Negotiated",
     "NoApplicationProtocol",
     "ProtocolVersionError",
+    "PskKeyExchangeMode",
+    "PskMode",
     "RecordOverflow",
     "ReplayCache",
     "ReplayGuard",

@@ -45,6 +45,7 @@ __all__ = [
     "KeyLog",
     "KeyLogFile",
     "OCSPStaple",
+    "PskMode",
     "Random",
     "ReplayCache",
     "ReplayGuard",
@@ -649,6 +650,12 @@ class ClientConfig:
             the trio layer also honours ``SSLKEYLOGFILE``.
         session_cache: where tickets from servers are kept and offered again
             (resumption); None disables resumption.
+        psk_key_exchange_modes: how a resumption may make its keys, most
+            preferred first (see :data:`PskMode`): ``("psk_dhe_ke",)``
+            (default) always adds a fresh (EC)DHE key exchange; listing
+            ``"psk_ke"`` lets a server resume without one, giving up forward
+            secrecy for that connection (see :doc:`/resumption`). Key shares
+            are sent either way, for a full handshake if the ticket is refused.
     """
 
     trust: TrustStore | None = None
@@ -674,8 +681,10 @@ class ClientConfig:
     clock: Clock = field(default_factory=SystemClock)
     key_log: KeyLog | None = None
     session_cache: SessionCache | None = None
+    psk_key_exchange_modes: tuple[PskMode, ...] = ("psk_dhe_ke",)
 
     def __post_init__(self) -> None:
+        _check_psk_modes(self)
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
         object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
         object.__setattr__(self, "groups", tuple(self.groups))
@@ -730,6 +739,38 @@ ClientAuth: TypeAlias = Literal["none", "optional", "required"]
 without client authentication when the client sends no certificate;
 ``"required"`` asks and aborts with certificate_required (RFC 8446
 §4.4.2.4) when none comes."""
+
+PskMode: TypeAlias = Literal["psk_dhe_ke", "psk_ke"]
+"""A PSK key exchange mode (RFC 8446 §4.2.9), by the RFC's name.
+
+``"psk_dhe_ke"`` resumes with a fresh (EC)DHE key exchange, so each
+connection's keys are its own (forward secrecy). ``"psk_ke"`` resumes with
+the PSK alone: one round trip's computation less, but whoever later learns
+the PSK (the client's cached ticket, or the server's ticket keys) can
+decrypt that connection's recorded traffic. Neither side uses it unless it
+is named in ``psk_key_exchange_modes``."""
+
+
+def _check_psk_modes(config: ClientConfig | ServerConfig) -> None:
+    # Typed as a tuple of names; a caller may still pass a bare string.
+    given: Sequence[str] | str = config.psk_key_exchange_modes
+    if isinstance(given, str):
+        raise ValueError(
+            f"psk_key_exchange_modes must be a tuple of mode names, such as ({given!r},), "
+            "not a string"
+        )
+    modes = tuple(given)
+    unknown = [m for m in modes if m not in _PSK_MODES]
+    if not modes or unknown or len(set(modes)) != len(modes):
+        raise ValueError(
+            f"psk_key_exchange_modes must list 'psk_dhe_ke' and/or 'psk_ke' (RFC 8446 §4.2.9), "
+            f"each once, most preferred first; got {modes!r}"
+        )
+    object.__setattr__(config, "psk_key_exchange_modes", modes)
+
+
+_PSK_MODES: Final = ("psk_dhe_ke", "psk_ke")
+
 
 CertificateResolver: TypeAlias = Callable[[str | None, tuple[int, ...]], CertifiedKey | None]
 """Picks the server's certificate for one ClientHello.
@@ -799,6 +840,13 @@ class ServerConfig:
             early data (RFC 8446 §8); an in-process :class:`ReplayCache` by
             default. Servers that share ``ticket_keys`` must share a guard
             too.
+        psk_key_exchange_modes: the ways a resumption may make its keys,
+            most preferred first (see :data:`PskMode`). ``("psk_dhe_ke",)``
+            (default) resumes only with a fresh (EC)DHE key exchange; with
+            ``"psk_ke"`` listed, a client that offers it may resume without
+            one, with no forward secrecy for that connection (see
+            :doc:`/resumption`). Tickets go to clients that offer one of
+            these modes.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -824,8 +872,10 @@ class ServerConfig:
     ticket_lifetime: int = 7200
     max_early_data_size: int = 0
     early_data_replay_guard: ReplayGuard | None = None
+    psk_key_exchange_modes: tuple[PskMode, ...] = ("psk_dhe_ke",)
 
     def __post_init__(self) -> None:
+        _check_psk_modes(self)
         object.__setattr__(self, "certificates", tuple(self.certificates))
         if not 0 <= self.max_early_data_size <= MAX_EARLY_DATA_SIZE:
             raise ValueError(

@@ -31,7 +31,14 @@ from ..errors import (
     UsageError,
 )
 from .connection import Connection, KeyLog, constant_time_equal
-from .enums import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
+from .enums import (
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    PskKeyExchangeMode,
+    SignatureScheme,
+)
 from .events import CertificateRequested, NewSessionTicketReceived
 from .extensions import (
     KeyShareEntry,
@@ -42,6 +49,7 @@ from .extensions import (
     decode_cookie,
     decode_empty,
     decode_key_share_sh,
+    decode_psk_modes,
     decode_record_size_limit,
     decode_u16,
     decode_u32,
@@ -49,6 +57,7 @@ from .extensions import (
     encode_cookie,
     encode_key_share_ch,
     encode_pre_shared_key_ch,
+    encode_psk_modes,
     encode_server_name,
     encode_status_request,
     encode_u16_list,
@@ -222,6 +231,7 @@ class _ClientHandshake:
     session: ClientSession | None = None
     psk_schedule: KeySchedule | None = None
     resumed: bool = False
+    psk_mode: PskKeyExchangeMode | None = None  # how a resumption made its keys
     transcript: Transcript = field(default_factory=Transcript)
     client_hello: ClientHello | None = None
     key_exchanges: dict[int, KeyExchange] = field(default_factory=dict)
@@ -272,7 +282,11 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     if cfg.record_size_limit is not None:
         exts[ExtensionType.RECORD_SIZE_LIMIT] = cfg.record_size_limit.to_bytes(2, "big")
     exts[ExtensionType.SUPPORTED_VERSIONS] = b"\x02\x03\x04"
-    exts[ExtensionType.PSK_KEY_EXCHANGE_MODES] = b"\x01\x01"  # psk_dhe_ke
+    # Sent even without a ticket, as OpenSSL does; the server may then issue some.
+    exts[ExtensionType.PSK_KEY_EXCHANGE_MODES] = encode_psk_modes(
+        [PskKeyExchangeMode[name.upper()] for name in cfg.psk_key_exchange_modes]
+    )
+    # Key shares even when offering psk_ke only: a refused ticket means a full handshake.
     exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
         [KeyShareEntry(group=g, key_exchange=kx.share()) for g, kx in hs.key_exchanges.items()]
     )
@@ -414,19 +428,8 @@ class ExpectServerHello(State):
                 "ServerHello selected a different cipher suite than the HelloRetryRequest"
             )
         schedule = self._accept_psk(sh, suite)
-        share_data = sh.extensions.get(ExtensionType.KEY_SHARE)
-        if share_data is None:
-            raise MissingExtension("ServerHello has no key_share (no PSK was offered)")
-        share = decode_key_share_sh(share_data)
-        kx = hs.key_exchanges.get(share.group)
-        if kx is None:
-            raise IllegalParameter(
-                f"ServerHello key_share is for group {share.group:#06x}, for which the client "
-                "sent no share"
-            )
-        shared_secret = kx.finish(share.key_exchange)
+        shared_secret = self._key_exchange(sh)
         hs.key_exchanges.clear()
-        hs.group = share.group
         hs.suite = suite
         hs.transcript.set_hash(suite.hash_name)
         hs.transcript.add(msg.raw)
@@ -447,6 +450,40 @@ class ExpectServerHello(State):
         if not (hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED):
             conn.install_write_key(hs.client_secret)
         return ExpectEncryptedExtensions(hs)
+
+    def _key_exchange(self, sh: ServerHello) -> bytes | None:
+        """The (EC)DHE shared secret, or None for a psk_ke resumption (RFC 8446 §4.2.9)."""
+        hs = self._hs
+        assert hs.client_hello is not None  # set by start_handshake
+        offered = decode_psk_modes(hs.client_hello.extensions[ExtensionType.PSK_KEY_EXCHANGE_MODES])
+        share_data = sh.extensions.get(ExtensionType.KEY_SHARE)
+        if share_data is None:
+            if not hs.resumed:
+                raise MissingExtension("ServerHello has no key_share, and it selected no PSK")
+            if PskKeyExchangeMode.PSK_KE not in offered:
+                raise MissingExtension(
+                    "ServerHello resumed without a key_share (psk_ke), which the client did "
+                    "not offer: it allows psk_dhe_ke only"
+                )
+            hs.psk_mode = PskKeyExchangeMode.PSK_KE
+            return None
+        if hs.resumed and PskKeyExchangeMode.PSK_DHE_KE not in offered:
+            # RFC 8446 §4.2.9: the server must not select a mode the client did not list.
+            raise IllegalParameter(
+                "ServerHello resumed with a key_share (psk_dhe_ke), but the client offered "
+                "psk_ke only"
+            )
+        share = decode_key_share_sh(share_data)
+        kx = hs.key_exchanges.get(share.group)
+        if kx is None:
+            raise IllegalParameter(
+                f"ServerHello key_share is for group {share.group:#06x}, for which the client "
+                "sent no share"
+            )
+        hs.group = share.group
+        if hs.resumed:
+            hs.psk_mode = PskKeyExchangeMode.PSK_DHE_KE
+        return kx.finish(share.key_exchange)
 
     def _accept_psk(self, sh: ServerHello, suite: SuiteInfo) -> KeySchedule:
         """The key schedule: resumed when the server took our PSK, else fresh."""
@@ -836,6 +873,7 @@ class ExpectFinished(State):
                 handshake_kind=kind,
                 verification=hs.verification,
                 early_data=hs.early_status,
+                psk_key_exchange_mode=hs.psk_mode,
             )
         )
         return ClientTraffic(

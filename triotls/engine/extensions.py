@@ -381,6 +381,13 @@ def decode_psk_modes(data: bytes) -> tuple[int, ...]:
     return tuple(modes)
 
 
+def encode_psk_modes(modes: Sequence[int]) -> bytes:
+    """PskKeyExchangeModes from mode code points, in the order given."""
+    w = Writer()
+    w.vec8(bytes(modes))
+    return w.getvalue()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PskIdentity:
     """One offered PSK identity."""

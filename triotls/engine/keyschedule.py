@@ -150,10 +150,17 @@ class KeySchedule:
         """client_early_traffic_secret (transcript through ClientHello)."""
         return derive_secret(self.hash_name, self.early_secret, b"c e traffic", transcript_hash)
 
-    def handshake(self, shared_secret: bytes, transcript_hash: bytes) -> tuple[Secret, Secret]:
-        """Enter the handshake stage; return (client, server) handshake traffic secrets."""
+    def handshake(
+        self, shared_secret: bytes | None, transcript_hash: bytes
+    ) -> tuple[Secret, Secret]:
+        """Enter the handshake stage; return (client, server) handshake traffic secrets.
+
+        ``shared_secret`` is the (EC)DHE shared secret, or None for a psk_ke
+        resumption, which has none: RFC 8446 §7.1 then uses Hash.length zeros.
+        """
         derived = derive_secret(self.hash_name, self.early_secret, b"derived", self._empty_hash())
-        hs = Secret(hkdf_extract(self.hash_name, derived, shared_secret))
+        ikm = shared_secret if shared_secret is not None else bytes(self.hash_len)
+        hs = Secret(hkdf_extract(self.hash_name, derived, ikm))
         self._handshake_secret = hs
         client = derive_secret(self.hash_name, hs, b"c hs traffic", transcript_hash)
         server = derive_secret(self.hash_name, hs, b"s hs traffic", transcript_hash)

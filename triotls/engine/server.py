@@ -36,6 +36,7 @@ from ..errors import (
     DecryptError,
     HandshakeFailure,
     IllegalParameter,
+    LocalAlert,
     MissingExtension,
     NoApplicationProtocol,
     ProtocolVersionError,
@@ -184,6 +185,7 @@ class _ServerHandshake:
     server_name: str | None = None
     sent_ccs: bool = False
     resumed: bool = False
+    psk_mode: PskKeyExchangeMode | None = None  # how a resumption made its keys
     peer_chain: tuple[x509.Certificate, ...] = ()
     verification: VerificationResult | None = None
     # Tickets wait for the client's Finished when a CertificateRequest went out.
@@ -198,11 +200,18 @@ class _ServerHandshake:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Choice:
-    """What the server picked from one ClientHello."""
+    """What the server picked from one ClientHello.
+
+    ``group`` is None when no (EC)DHE key exchange is possible, for the
+    reason ``no_key_exchange`` holds: only a psk_ke resumption can go on,
+    and that error is raised if none does. With a group and no ``share``,
+    a HelloRetryRequest is needed.
+    """
 
     suite: SuiteInfo
-    group: int
-    share: KeyShareEntry | None  # None: a HelloRetryRequest is needed
+    group: int | None
+    share: KeyShareEntry | None
+    no_key_exchange: LocalAlert | None = None
 
 
 @final
@@ -226,12 +235,19 @@ class ExpectClientHello(State):
         if early_offered:
             decode_empty(ch.extensions[ExtensionType.EARLY_DATA], "early_data")
             hs.early_data = EarlyDataStatus.REJECTED
-        if choice.share is None:
+        hs.transcript.set_hash(choice.suite.hash_name)
+        mode = _psk_mode(hs, ch, choice)
+        resumption = None
+        # psk_dhe_ke without a usable share waits for the second ClientHello,
+        # whose binder covers the retry; psk_ke needs no share, so no retry.
+        if mode is PskKeyExchangeMode.PSK_KE or choice.share is not None:
+            resumption = _accept_psk(hs, ch, msg.raw, choice.suite, mode)
+        if resumption is None and choice.share is None:
+            if choice.no_key_exchange is not None:
+                raise choice.no_key_exchange
             if early_offered:
                 conn.reject_early_data()  # RFC 8446 §4.2.10: never after a retry
             return _send_hello_retry_request(hs, ch, msg, choice, conn)
-        hs.transcript.set_hash(choice.suite.hash_name)
-        resumption = _accept_psk(hs, ch, msg.raw, choice.suite)
         if early_offered and resumption is not None and _accept_early_data(hs, resumption, choice):
             hs.early_data = EarlyDataStatus.ACCEPTED
         elif early_offered:
@@ -274,7 +290,8 @@ class ExpectSecondClientHello(State):
             )
         hs.client_hello = ch
         _negotiate_extensions(hs, ch, conn)
-        resumption = _accept_psk(hs, ch, msg.raw, choice.suite)
+        mode = _psk_mode(hs, ch, choice)
+        resumption = _accept_psk(hs, ch, msg.raw, choice.suite, mode)
         hs.transcript.add(msg.raw)
         return _send_server_flight(hs, ch, choice, conn, resumption)
 
@@ -312,8 +329,26 @@ def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None
     shares_data = ch.extensions.get(ExtensionType.KEY_SHARE)
     if ExtensionType.SIGNATURE_ALGORITHMS not in ch.extensions:
         raise MissingExtension("the ClientHello has no signature_algorithms")
+    suite = CIPHER_SUITES[suite_id]
+    if (
+        groups_data is None
+        and shares_data is None
+        and required_group is None
+        and ExtensionType.PRE_SHARED_KEY in ch.extensions
+    ):
+        # RFC 8446 §9.2: with a PSK both may be left out, for psk_ke.
+        return _Choice(
+            suite=suite,
+            group=None,
+            share=None,
+            no_key_exchange=MissingExtension(
+                "the ClientHello has neither supported_groups nor key_share, and its PSK was "
+                "not accepted for a psk_ke resumption; a full handshake needs both "
+                "(RFC 8446 §9.2)"
+            ),
+        )
     if groups_data is None or shares_data is None:
-        # RFC 8446 §9.2: without a PSK, both are mandatory.
+        # RFC 8446 §9.2: without a PSK both are mandatory, and one calls for the other.
         raise MissingExtension("the ClientHello lacks supported_groups or key_share")
     client_groups = decode_u16_list(groups_data, "supported_groups")
     shares = decode_key_share_ch(shares_data)
@@ -328,18 +363,20 @@ def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None
         retry_share = by_group.get(required_group)
         if len(shares) != 1:
             retry_share = None
-        return _Choice(suite=CIPHER_SUITES[suite_id], group=required_group, share=retry_share)
+        return _Choice(suite=suite, group=required_group, share=retry_share)
     if not common:
-        raise HandshakeFailure(
+        # Fatal unless a psk_ke resumption goes on without a key exchange.
+        refusal = HandshakeFailure(
             "no key exchange group in common: the client supports "
             + ", ".join(f"{g:#06x}" for g in client_groups)
         )
+        return _Choice(suite=suite, group=None, share=None, no_key_exchange=refusal)
     # Prefer a group the client already sent a share for: a retry costs a
     # round trip, which buys nothing when both groups are acceptable.
     for group in common:
         if group in by_group:
-            return _Choice(suite=CIPHER_SUITES[suite_id], group=group, share=by_group[group])
-    return _Choice(suite=CIPHER_SUITES[suite_id], group=common[0], share=None)
+            return _Choice(suite=suite, group=group, share=by_group[group])
+    return _Choice(suite=suite, group=common[0], share=None)
 
 
 def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connection) -> None:
@@ -411,6 +448,7 @@ def _fitting_scheme(
 def _send_hello_retry_request(
     hs: _ServerHandshake, ch: ClientHello, msg: HandshakeMessage, choice: _Choice, conn: Connection
 ) -> State:
+    assert choice.group is not None  # callers raise no_key_exchange instead
     hs.hello_retry = True
     hs.transcript.set_hash(choice.suite.hash_name)
     hs.transcript.add(msg.raw)
@@ -442,16 +480,24 @@ def _send_server_flight(
     conn: Connection,
     resumption: _Resumption | None,
 ) -> State:
-    assert choice.share is not None  # callers retry when there is no share
     assert hs.certified is not None and hs.scheme is not None  # _negotiate_extensions
     suite = choice.suite
     hash_name = suite.hash_name
-    our_share, shared_secret = server_key_exchange(
-        choice.group, choice.share.key_exchange, hs.random_bytes
-    )
+    sh_exts: dict[int, bytes] = {}
+    shared_secret: bytes | None = None  # psk_ke: none (RFC 8446 §7.1)
+    if resumption is None or resumption.mode is PskKeyExchangeMode.PSK_DHE_KE:
+        # Callers retry, or raise no_key_exchange, when there is no share.
+        assert choice.share is not None and choice.group is not None
+        our_share, shared_secret = server_key_exchange(
+            choice.group, choice.share.key_exchange, hs.random_bytes
+        )
+        sh_exts[ExtensionType.KEY_SHARE] = encode_key_share_sh(
+            KeyShareEntry(group=choice.group, key_exchange=our_share)
+        )
+        hs.group = choice.group
     hs.suite = suite
-    hs.group = choice.group
     hs.resumed = resumption is not None
+    hs.psk_mode = resumption.mode if resumption is not None else None
     early_secret: Secret | None = None
     if resumption is not None and hs.early_data is EarlyDataStatus.ACCEPTED:
         # RFC 8446 §7.1: client_early_traffic_secret hashes the ClientHello alone.
@@ -460,12 +506,7 @@ def _send_server_flight(
     if resumption is not None:
         hs.peer_chain = resumption.client_chain
         hs.verification = resumption.client_verification
-    sh_exts: dict[int, bytes] = {
-        ExtensionType.KEY_SHARE: encode_key_share_sh(
-            KeyShareEntry(group=choice.group, key_exchange=our_share)
-        ),
-        ExtensionType.SUPPORTED_VERSIONS: encode_u16(0x0304),
-    }
+    sh_exts[ExtensionType.SUPPORTED_VERSIONS] = encode_u16(0x0304)
     if resumption is not None:
         sh_exts[ExtensionType.PRE_SHARED_KEY] = encode_u16(resumption.index)
     sh = ServerHello(
@@ -618,6 +659,7 @@ class _Resumption:
     """A PSK the server accepted: which identity, and its key schedule."""
 
     index: int
+    mode: PskKeyExchangeMode
     schedule: KeySchedule
     state: SessionState
     identity: bytes
@@ -632,25 +674,43 @@ _MAX_PSK_IDENTITIES: Final = 4
 _TICKET_AGE_TOLERANCE: Final = 10.0
 
 
-def _accept_psk(
-    hs: _ServerHandshake, ch: ClientHello, raw: bytes, suite: SuiteInfo
-) -> _Resumption | None:
-    """Decide whether to resume (RFC 8446 §4.2.11); None means a full handshake.
+def _psk_mode(hs: _ServerHandshake, ch: ClientHello, choice: _Choice) -> PskKeyExchangeMode | None:
+    """The mode to resume with if the PSK is accepted (RFC 8446 §4.2.9); None: no resumption.
 
-    Anything that makes a ticket unusable (unknown key, expired, another
-    server name, ALPN or hash) just means a full handshake; only a wrong
-    binder on the identity we would accept is fatal (decrypt_error).
+    The first of the config's ``psk_key_exchange_modes`` that the client
+    also offers, skipping psk_dhe_ke when no (EC)DHE is possible at all.
     """
-    offer_data = ch.extensions.get(ExtensionType.PRE_SHARED_KEY)
-    if offer_data is None:
+    if ExtensionType.PRE_SHARED_KEY not in ch.extensions:
         return None
     modes_data = ch.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
     if modes_data is None:
         raise MissingExtension("pre_shared_key offered without psk_key_exchange_modes")
-    offer = decode_pre_shared_key_ch(offer_data)
-    # Only psk_dhe_ke: every resumption makes a fresh (EC)DHE key exchange.
-    if PskKeyExchangeMode.PSK_DHE_KE not in decode_psk_modes(modes_data):
+    offered = decode_psk_modes(modes_data)
+    for name in hs.config.psk_key_exchange_modes:
+        mode = PskKeyExchangeMode[name.upper()]
+        if mode in offered and (mode is PskKeyExchangeMode.PSK_KE or choice.group is not None):
+            return mode
+    return None
+
+
+def _accept_psk(
+    hs: _ServerHandshake,
+    ch: ClientHello,
+    raw: bytes,
+    suite: SuiteInfo,
+    mode: PskKeyExchangeMode | None,
+) -> _Resumption | None:
+    """Decide whether to resume (RFC 8446 §4.2.11) in ``mode``; None means a full handshake.
+
+    Anything that makes a ticket unusable (unknown key, expired, another
+    server name, ALPN or hash), or no mode in common (``mode`` None), just
+    means a full handshake; only a wrong binder on the identity we would
+    accept is fatal (decrypt_error).
+    """
+    offer_data = ch.extensions.get(ExtensionType.PRE_SHARED_KEY)
+    if offer_data is None or mode is None:
         return None
+    offer = decode_pre_shared_key_ch(offer_data)
     now = hs.config.clock.now()
     for index, identity in enumerate(offer.identities[:_MAX_PSK_IDENTITIES]):
         state = hs.config.ticket_keys.open(identity.identity)
@@ -679,6 +739,7 @@ def _accept_psk(
             raise DecryptError("the PSK binder of the offered ticket does not verify")
         return _Resumption(
             index=index,
+            mode=mode,
             schedule=schedule,
             state=state,
             identity=identity.identity,
@@ -766,8 +827,9 @@ def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> No
     modes = hs.client_hello.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
     if not cfg.ticket_count or modes is None:
         return
-    if PskKeyExchangeMode.PSK_DHE_KE not in decode_psk_modes(modes):
-        return
+    offered = decode_psk_modes(modes)
+    if not any(PskKeyExchangeMode[name.upper()] in offered for name in cfg.psk_key_exchange_modes):
+        return  # no way to resume that both allow
     client_chain: tuple[bytes, ...] = ()
     if cfg.client_auth != "none" and hs.verification is not None and hs.verification.is_valid:
         client_chain = tuple(cert.public_bytes(Encoding.DER) for cert in hs.peer_chain)
@@ -930,12 +992,11 @@ class ExpectClientFinished(State):
         secret = hs.schedule.resumption_master_secret(hs.transcript.digest())
         if hs.tickets_deferred:
             _issue_tickets(hs, conn, secret)
-        assert hs.group is not None  # set in the flight
         conn.complete_handshake(
             Negotiated(
                 version=0x0304,
                 cipher_suite=CipherSuite(hs.suite.suite),
-                group=NamedGroup(hs.group),
+                group=NamedGroup(hs.group) if hs.group is not None else None,
                 signature_scheme=None if hs.resumed else SignatureScheme(hs.scheme.scheme),
                 alpn_protocol=hs.alpn_protocol,
                 server_name=hs.server_name,
@@ -946,6 +1007,7 @@ class ExpectClientFinished(State):
                 handshake_kind=_handshake_kind(resumed=hs.resumed, retried=hs.hello_retry),
                 verification=hs.verification,
                 early_data=hs.early_data,
+                psk_key_exchange_mode=hs.psk_mode,
             )
         )
         assert hs.client_hello is not None  # set before any flight

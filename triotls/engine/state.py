@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from cryptography import x509
 
-from .enums import CipherSuite, HandshakeType, NamedGroup, SignatureScheme
+from .enums import CipherSuite, HandshakeType, NamedGroup, PskKeyExchangeMode, SignatureScheme
 from .status import VerificationResult
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ class Negotiated:
     Attributes:
         version: the protocol version (0x0304 for TLS 1.3).
         cipher_suite: the cipher suite.
-        group: the key exchange group.
+        group: the key exchange group; None when a resumption made no key
+            exchange (``psk_key_exchange_mode`` is ``PSK_KE``).
         signature_scheme: the scheme the server (or, server side, the client)
             signed the handshake with, if any.
         alpn_protocol: the ALPN protocol, or None.
@@ -68,6 +69,11 @@ class Negotiated:
             of verifying the chain the ticket carries again.
         early_data: whether the client offered 0-RTT data and whether the
             server accepted it.
+        psk_key_exchange_mode: how a resumed handshake made its keys
+            (RFC 8446 §4.2.9): ``PSK_DHE_KE``, with a fresh (EC)DHE key
+            exchange, or ``PSK_KE``, from the PSK alone, without forward
+            secrecy (only when both sides listed ``"psk_ke"`` in
+            ``psk_key_exchange_modes``). None for a full handshake.
     """
 
     version: int
@@ -81,6 +87,7 @@ class Negotiated:
     handshake_kind: HandshakeKind
     verification: VerificationResult | None = None
     early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
+    psk_key_exchange_mode: PskKeyExchangeMode | None = None
 
     @property
     def resumed(self) -> bool:
