@@ -29,6 +29,11 @@ How each peer is driven (the quirks that matter):
   echo. ``-naccept 1`` makes it exit after the connection, having answered
   close_notify. ``-quiet`` also silences the "ACCEPT" line, so readiness is
   seen in ``/proc/net/tcp`` (a probe connection would use up ``-naccept``).
+  ``commands=True`` leaves ``-quiet`` out on purpose, for tests that drive
+  s_server by its command letters ("c" asks for a client certificate after
+  the handshake, "k"/"K" send a KeyUpdate); stdout, then a file, mixes its
+  status lines (block-buffered) with the data it received (written
+  unbuffered, so a test can wait for it).
 * ``openssl s_client`` needs ``-nocommands`` (even ``-brief`` obeys ``Q``) and
   ``-no_ign_eof`` after ``-quiet`` so closing its stdin sends close_notify. It
   then exits at once, without waiting for the server's close_notify, so tests
@@ -585,6 +590,11 @@ class OpenSSLServer(_SubprocessPeer):
         ciphersuites: ``-ciphersuites`` names; empty = default.
         request_client_cert: send a CertificateRequest (``-verify 1``).
         extra_args: appended to the command line.
+        commands: instead of echoing, leave out ``-quiet`` so that s_server
+            obeys command letters on stdin (send them with :meth:`command`)
+            and writes its status lines and the data it receives to stdout
+            (read with :meth:`wait_output`); ``finish()`` then reports
+            ``received`` as None.
         timeout: bound for starting and for waiting the connection out.
     """
 
@@ -600,6 +610,7 @@ class OpenSSLServer(_SubprocessPeer):
         ciphersuites: Sequence[str] = (),
         request_client_cert: bool = False,
         extra_args: Sequence[str] = (),
+        commands: bool = False,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(workdir, timeout)
@@ -609,6 +620,7 @@ class OpenSSLServer(_SubprocessPeer):
         self._ciphersuites = ciphersuites
         self._request_client_cert = request_client_cert
         self._extra_args = extra_args
+        self._commands = commands
         self._trace_path = workdir / "s_server.trace"
         self.port = 0
 
@@ -623,9 +635,10 @@ class OpenSSLServer(_SubprocessPeer):
                 "-tls1_3",
                 "-cert", str(self._files.chain),
                 "-key", str(self._files.key),
-                "-quiet",
                 "-trace", "-msgfile", str(self._trace_path),
             ]  # fmt: skip
+            if not self._commands:
+                argv.append("-quiet")
             if self._alpn:
                 argv += ["-alpn", ",".join(self._alpn)]
             if self._groups:
@@ -635,23 +648,55 @@ class OpenSSLServer(_SubprocessPeer):
             if self._request_client_cert:
                 argv += ["-verify", "1", "-CAfile", str(self._files.ca)]
             argv += list(self._extra_args)
-            process = self._start(argv, pipe_stdin=True, pipe_stdout=True)
-            self._pump = _Pump(process, mode="echo")
-            self._pump.start()
+            # With commands, stdout goes to a file: nothing has to drain it.
+            process = self._start(argv, pipe_stdin=True, pipe_stdout=not self._commands)
+            if not self._commands:
+                self._pump = _Pump(process, mode="echo")
+                self._pump.start()
             if _wait_listening(self.port, process, _START_TIMEOUT):
                 return self
             process.stop()  # most likely the port was taken meanwhile; retry
         raise RuntimeError(f"{self.name} failed to start\n{self.describe()}")
 
+    def command(self, letter: str) -> None:
+        """Send a command line ("c", "k", "K", ...) to s_server (``commands=True``).
+
+        s_server acts on it when it next reads stdin, which it watches
+        together with the connection.
+        """
+        if not self._commands:
+            raise RuntimeError(f"{self.name} was started without commands=True")
+        stdin = self.process.popen.stdin
+        assert stdin is not None  # piped by __enter__
+        _write_all(stdin, f"{letter}\n".encode())
+
+    def wait_output(self, text: str, timeout: float | None = None) -> str:
+        """Wait (bounded) until s_server's stdout contains ``text``; return all of it.
+
+        Only with ``commands=True``. Received application data is written
+        to stdout unbuffered, so it shows up as soon as s_server read it.
+
+        Raises:
+            TimeoutError: ``text`` did not appear in time, or s_server exited.
+        """
+        process = self.process
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
+        while True:
+            output = process.stdout_text()
+            if text in output:
+                return output
+            if process.popen.poll() is not None or time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.name} did not print {text!r} in time\n{self.describe()}")
+            time.sleep(0.005)
+
     def finish(self, timeout: float | None = None) -> PeerReport:
         """Wait for s_server to finish the connection and exit; report it."""
         returncode = self._wait_exit(timeout)
         trace = _OpenSSLTrace(_read_text(self._trace_path))
-        assert self._pump is not None  # set by __enter__
         return _report_from_trace(
             self.name,
             trace,
-            received=bytes(self._pump.received),
+            received=bytes(self._pump.received) if self._pump is not None else None,
             returncode=returncode,
             log=self.describe(),
         )
@@ -745,7 +790,7 @@ class OpenSSLClient(_SubprocessPeer):
 
 
 def _report_from_trace(
-    name: str, trace: _OpenSSLTrace, *, received: bytes, returncode: int | None, log: str
+    name: str, trace: _OpenSSLTrace, *, received: bytes | None, returncode: int | None, log: str
 ) -> PeerReport:
     close_notify = (1, 0)
     return PeerReport(

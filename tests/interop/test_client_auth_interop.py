@@ -5,7 +5,8 @@ and ``gnutls-cli --x509certfile --x509keyfile`` authenticate; without a
 certificate each is refused with certificate_required (RFC 8446 §4.4.2.4).
 
 Our client, presenting a certificate: ``openssl s_server -Verify 1 -CAfile``
-and ``gnutls-serv --require-client-cert --x509cafile`` accept it; without
+and ``gnutls-serv --require-client-cert --verify-client-cert --x509cafile``
+verify and accept it; without
 one, s_server refuses it.
 
 The client certificates come from their own CA (trustme, EKU clientAuth),
@@ -290,7 +291,9 @@ def test_openssl_s_server_refuses_our_client_without_a_certificate(
 def test_our_client_presents_a_certificate_to_gnutls_serv(
     pki: TestPKI, pki_files: PKIFiles, client_pki: _ClientPKI, tmp_path: Path
 ) -> None:
-    extra = ["--require-client-cert", "--x509cafile", str(client_pki.ca)]
+    # --verify-client-cert: without it gnutls-serv takes any chain unverified
+    # ("Peer's certificate was NOT verified"), which would prove nothing here.
+    extra = ["--require-client-cert", "--verify-client-cert", "--x509cafile", str(client_pki.ca)]
     with GnuTLSServer(
         pki_files, workdir=tmp_path, request_client_cert=True, extra_args=extra
     ) as server:
