@@ -46,6 +46,18 @@ def test_load_certificate_cache_stays_bounded() -> None:
     assert len(verify._CERTIFICATES) <= 64  # the cache's own bound
 
 
+def test_load_certificate_does_not_keep_huge_certificates() -> None:
+    """A peer-chosen 20 KiB certificate is parsed, not cached (memory stays small)."""
+    ca = trustme.CA()
+    names = [f"host-{n:04d}.a-rather-long-subdomain-label.example" for n in range(400)]
+    pem = ca.issue_cert(*names).cert_chain_pems[0].bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    assert len(der) > verify._MAX_CACHED_DER
+    first = load_certificate(der)
+    assert der not in verify._CERTIFICATES
+    assert load_certificate(der) == first  # parsed again, same certificate
+
+
 @pytest.mark.parametrize(
     "name",
     [

@@ -551,6 +551,10 @@ def load_certificate(der: bytes) -> x509.Certificate:
     cert = _CERTIFICATES.get(der)
     if cert is None:
         cert = x509.load_der_x509_certificate(der)
+        if len(der) > _MAX_CACHED_DER:
+            # Real certificates are a few KiB; a huge one is parsed but not
+            # kept, so a hostile peer cannot make the cache hold megabytes.
+            return cert
         if len(_CERTIFICATES) >= _MAX_CERTIFICATES:
             # Peers choose these bytes: keep the cache bounded. Clearing it
             # is one atomic step, safe with streams in several threads.
@@ -561,6 +565,8 @@ def load_certificate(der: bytes) -> x509.Certificate:
 
 _CERTIFICATES: dict[bytes, x509.Certificate] = {}
 _MAX_CERTIFICATES: Final = 64
+#: Largest certificate (DER bytes) the cache keeps: 64 of them is 512 KiB.
+_MAX_CACHED_DER: Final = 8192
 
 
 def ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
