@@ -447,7 +447,7 @@ class ExpectServerHello(State):
         # raw, so it still goes out in the clear before our second flight.
         # With 0-RTT data offered and the PSK taken, the early key stays until
         # EncryptedExtensions say whether an EndOfEarlyData must follow it.
-        if not (hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED):
+        if not _early_data_undecided(hs):
             conn.install_write_key(hs.client_secret)
         return ExpectEncryptedExtensions(hs)
 
@@ -600,7 +600,7 @@ class ExpectEncryptedExtensions(State):
         if early is not None:
             _check_early_data_accepted(hs, early)
             hs.early_status = EarlyDataStatus.ACCEPTED
-        elif hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED:
+        elif _early_data_undecided(hs):
             assert hs.client_secret is not None  # set at ServerHello
             conn.install_write_key(hs.client_secret)  # refused: no EndOfEarlyData
         hs.transcript.add(msg.raw)
@@ -608,6 +608,18 @@ class ExpectEncryptedExtensions(State):
             # RFC 8446 §2.2: a PSK handshake authenticates with the PSK.
             return ExpectFinished(hs)
         return ExpectCertificateOrCertificateRequest(hs)
+
+
+def _early_data_undecided(hs: _ClientHandshake) -> bool:
+    """Whether our 0-RTT data may still be accepted, so the early key stays until EE.
+
+    Not after a HelloRetryRequest: the early key is dropped then (the second
+    ClientHello offers no early data), and the handshake key follows the
+    ServerHello at once, so an alert about EncryptedExtensions is encrypted.
+    """
+    return (
+        hs.resumed and hs.early_status is not EarlyDataStatus.NOT_OFFERED and hs.hello_retry is None
+    )
 
 
 def _check_early_data_accepted(hs: _ClientHandshake, body: bytes) -> None:

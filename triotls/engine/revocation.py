@@ -156,7 +156,7 @@ def has_must_staple(cert: x509.Certificate) -> bool:
     """Whether ``cert`` has the TLS feature extension with status_request (RFC 7633)."""
     try:
         feature = cert.extensions.get_extension_for_class(x509.TLSFeature).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *_EXTENSION_ERRORS):
         return False
     return x509.TLSFeatureType.status_request in feature
 
@@ -173,7 +173,7 @@ def _is_crl_of(
     # which key's list this is.
     try:
         crl_extensions: x509.Extensions | None = crl.extensions
-    except ValueError:
+    except _EXTENSION_ERRORS:
         return True  # refused with a reason by _unsupported_crl_feature
     aki = _extension(crl_extensions, x509.AuthorityKeyIdentifier)
     ski = _extension(_safe_extensions(issuer), x509.SubjectKeyIdentifier)
@@ -253,7 +253,7 @@ def _crl_findings(
 def _unsupported_crl_feature(crl: x509.CertificateRevocationList) -> str | None:
     try:
         extensions = crl.extensions
-    except ValueError as exc:
+    except _EXTENSION_ERRORS as exc:
         return f"its extensions do not parse ({exc})"
     for ext in extensions:
         if ext.oid == ExtensionOID.DELTA_CRL_INDICATOR:
@@ -286,7 +286,7 @@ def _crl_covers(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> 
 def _revocation_reason(revoked: x509.RevokedCertificate) -> x509.ReasonFlags | None:
     try:
         return revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *_EXTENSION_ERRORS):
         return None
 
 
@@ -496,7 +496,7 @@ def _hash_of(response: ocsp.OCSPResponse) -> hashes.SHA256 | hashes.SHA384 | has
 def _safe_extensions(cert: x509.Certificate) -> x509.Extensions | None:
     try:
         return cert.extensions
-    except ValueError:
+    except _EXTENSION_ERRORS:
         return None
 
 
@@ -508,13 +508,20 @@ def _extension(exts: x509.Extensions | None, kind: type[_X]) -> _X | None:
 
 
 def _describe(cert: x509.Certificate) -> str:
-    return f"the certificate for {cert.subject.rfc4514_string()!r}"
+    return f"the certificate for {_name(cert)}"
 
 
 def _name(cert: x509.Certificate) -> str:
-    return repr(cert.subject.rfc4514_string())
+    # The path may be the unverified one the peer sent: its names may not parse.
+    try:
+        return repr(cert.subject.rfc4514_string())
+    except ValueError:
+        return f"serial {cert.serial_number:#x} (whose subject does not parse)"
 
 
+# What parsing a certificate's or CRL's extensions may raise: peer-supplied
+# certificates reach here unverified, and DuplicateExtension is no ValueError.
+_EXTENSION_ERRORS: Final = (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError)
 _KNOWN_CRL_EXTENSIONS: Final = frozenset(
     {
         ExtensionOID.AUTHORITY_KEY_IDENTIFIER,

@@ -762,10 +762,18 @@ def _accept_early_data(hs: _ServerHandshake, resumption: _Resumption, choice: _C
     state = resumption.state
     if not (cfg.max_early_data_size and state.max_early_data_size):
         return False  # off here, or the ticket did not allow it
+    if state.max_early_data_size > cfg.max_early_data_size:
+        # A ticket from before the limit was lowered (or from another server
+        # of the fleet): its larger promise is refused, not honoured.
+        return False
     if resumption.index != 0 or state.cipher_suite != choice.suite.suite:
         return False  # §4.2.10: the first PSK, with the ticket's own suite
-    if resumption.age_error > EARLY_DATA_AGE_WINDOW:
-        return False  # §8.3: too old (or too new) to be a fresh ClientHello
+    if resumption.age_error >= EARLY_DATA_AGE_WINDOW:
+        # §8.3: too old (or too new) to be a fresh ClientHello. Strictly
+        # inside the window: a copy then passes this check only less than
+        # 2 * EARLY_DATA_AGE_WINDOW after the original, while the guard
+        # still holds its entry (kept for exactly that long).
+        return False
     guard = cfg.early_data_replay_guard
     assert guard is not None  # ServerConfig makes one when 0-RTT is enabled
     key = hashlib.sha256(b"triotls 0-RTT\x00" + resumption.identity).digest()
