@@ -253,6 +253,35 @@ def test_protected_writer_fragments_at_max_fragment() -> None:
     assert b"".join(d for _, d in _all_records(reader, wire)) == bytes(200)
 
 
+def test_records_split_across_reads_at_any_offset_open_the_same() -> None:
+    writer, _ = _protected_pair()
+    messages = [bytes([n]) * size for n, size in enumerate((300, 1, 0, 40, 700))]
+    wire = b"".join(writer.seal(ContentType.APPLICATION_DATA, m) for m in messages if m)
+    expected = [(ContentType.APPLICATION_DATA, m) for m in messages if m]
+    for first_cut in range(len(wire)):
+        for second_cut in (first_cut, first_cut + 3, first_cut + 350, len(wire)):
+            _, reader = _protected_pair()
+            records = []
+            pieces = wire[:first_cut], wire[first_cut:second_cut], wire[second_cut:]
+            for piece in pieces:
+                records += _all_records(reader, piece)
+            assert records == expected, (first_cut, second_cut)
+            assert not reader.has_pending
+
+
+def test_take_unprocessed_after_a_split_record_returns_everything_unparsed() -> None:
+    writer = RecordWriter()
+    wire = writer.seal(ContentType.ALERT, b"\x01\x00") + writer.seal(ContentType.ALERT, b"\x01\x00")
+    reader = RecordReader()
+    reader.feed(wire[:12])  # the second record's header, not its body
+    assert reader.next_record() == (ContentType.ALERT, b"\x01\x00")
+    assert reader.next_record() is None
+    reader.feed(wire[12:] + b"rest")
+    assert reader.has_pending
+    assert reader.take_unprocessed() == wire[7:] + b"rest"
+    assert not reader.has_pending
+
+
 def test_plaintext_alert_is_still_readable_after_the_read_key_is_set() -> None:
     # The peer may not have keys yet when it fails (RFC 8446 §6), so its alert is plain.
     _writer, reader = _protected_pair()

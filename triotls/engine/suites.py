@@ -35,9 +35,13 @@ __all__ = [
 class AEAD(Protocol):
     """What the record layer needs of an AEAD (``cryptography``'s AESGCM et al.)."""
 
-    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+    def encrypt(
+        self, nonce: bytes, data: bytes | memoryview, associated_data: bytes | None
+    ) -> bytes: ...
 
-    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+    def decrypt(
+        self, nonce: bytes, data: bytes | memoryview, associated_data: bytes | None
+    ) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
