@@ -17,6 +17,7 @@ from tests.support.engine_pairs import (
     records,
     split_records,
 )
+from triotls.engine.connection import MAX_IDLE_RECORDS
 from triotls.engine.enums import (
     AlertDescription,
     CipherSuite,
@@ -219,6 +220,35 @@ def test_empty_application_data_record_produces_no_event() -> None:
     assert pump(client, server) == []
 
 
+def test_empty_application_data_records_up_to_the_limit_are_dropped() -> None:
+    client, server = make_pair()
+    handshake(client, server)
+    for _ in range(MAX_IDLE_RECORDS):
+        client.send_application_data(b"")
+    assert pump(client, server) == []
+    assert server.error is None
+
+
+def test_a_flood_of_empty_application_data_records_is_refused() -> None:
+    client, server = make_pair()
+    handshake(client, server)
+    for _ in range(MAX_IDLE_RECORDS + 1):
+        client.send_application_data(b"")
+    with pytest.raises(UnexpectedMessage, match="empty application data records"):
+        pump(client, server)
+    assert alert_seen_by(client, server.data_to_send()) == AlertDescription.UNEXPECTED_MESSAGE
+
+
+def test_data_between_empty_records_restarts_the_count() -> None:
+    client, server = make_pair()
+    handshake(client, server)
+    for _ in range(3):
+        for _ in range(MAX_IDLE_RECORDS):
+            client.send_application_data(b"")
+        client.send_application_data(b"x")
+    assert _app_data(pump(client, server)) == b"xxx"
+
+
 # --- record_size_limit (RFC 8449) -----------------------------------------------
 
 
@@ -388,6 +418,12 @@ def test_warning_level_alert_other_than_close_notify_is_still_fatal() -> None:
         server.receive_data(b"\x15\x03\x03\x00\x02\x01\x2a")
 
 
+def test_a_flood_of_user_canceled_alerts_is_refused() -> None:
+    _client, server = make_pair()
+    with pytest.raises(UnexpectedMessage, match="user_canceled"):
+        server.receive_data(b"\x15\x03\x03\x00\x02\x01\x5a" * (MAX_IDLE_RECORDS + 1))
+
+
 def test_user_canceled_alert_is_ignored() -> None:
     _client, server = make_pair()
     assert server.receive_data(b"\x15\x03\x03\x00\x02\x01\x5a") == []
@@ -463,6 +499,15 @@ def test_many_key_updates_in_a_row_keep_both_sides_in_step() -> None:
     assert pump(server, client) == [KeyUpdated(update_requested=False), ApplicationData(b"ok")]
     client.send_application_data(b"ok too")
     assert pump(client, server) == [ApplicationData(b"ok too")]
+
+
+def test_a_flood_of_key_updates_without_data_is_refused() -> None:
+    client, server = make_pair()
+    handshake(client, server)
+    for _ in range(MAX_IDLE_RECORDS + 1):
+        client.key_update(request_peer=False)
+    with pytest.raises(UnexpectedMessage, match="KeyUpdate"):
+        pump(client, server)
 
 
 def test_writer_updates_its_key_by_itself_before_the_aead_limit() -> None:

@@ -544,6 +544,30 @@ def test_hello_retry_request_without_middlebox_compat_drops_early_data() -> None
     assert _client_hellos(run.client_flights[1])[0].extensions.get(ExtensionType.EARLY_DATA) is None
 
 
+def test_after_a_hello_retry_request_a_tampered_record_is_bad_record_mac() -> None:
+    """The second ClientHello ends the skipping of refused early data (§4.2.10).
+
+    Before it, records that do not open are dropped (the client's 0-RTT data);
+    after it, one that does not open under the handshake key is an attack,
+    not early data, and must fail as bad_record_mac rather than vanish.
+    """
+    first = _first()
+    client, server = _connections(
+        first,
+        first.sessions[0],
+        client_kw={"key_share_groups": (NamedGroup.X25519,)},
+        server_kw={"groups": (NamedGroup.SECP256R1,)},
+    )
+    server.receive_data(_client_first_flight(client, EARLY))  # -> HelloRetryRequest
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())  # the second ClientHello
+    client.receive_data(server.data_to_send())  # the server's flight
+    finished = bytearray(client.data_to_send())
+    finished[-1] ^= 0x01  # tamper with the tag of the client's last record
+    with pytest.raises(BadRecordMac):
+        server.receive_data(bytes(finished))
+
+
 def test_ticket_under_another_suite_than_the_server_picks_rejects_early_data() -> None:
     both = {"cipher_suites": (SHA256_SUITE, CHACHA_SUITE)}
     first = _first(client_kw=both, server_kw={"cipher_suites": (SHA256_SUITE,)})

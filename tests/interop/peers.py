@@ -888,6 +888,21 @@ class _GnuTLSLog:
         self.error = "; ".join(error) if error else None
 
 
+def _wait_until_quiet(process: _Process, quiet: float = 0.2, limit: float = 3.0) -> None:
+    """Wait until ``process`` has written nothing for ``quiet`` s (at most ``limit`` s)."""
+    deadline = time.monotonic() + limit
+    sizes = (-1, -1)
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and process.popen.poll() is None:
+        now_sizes = (len(process.stdout_text()), len(process.stderr_text()))
+        if now_sizes != sizes:
+            sizes = now_sizes
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet:
+            return
+        time.sleep(0.02)
+
+
 class GnuTLSServer(_SubprocessPeer):
     """``gnutls-serv --echo``, restricted to TLS 1.3 by the priority string.
 
@@ -953,6 +968,9 @@ class GnuTLSServer(_SubprocessPeer):
         has nothing left to do then. Its summary is only flushed on exit.
         """
         process = self.process
+        # The client may be done before gnutls-serv has read its last records
+        # (a fatal alert, say): let the server's log settle before stopping it.
+        _wait_until_quiet(process)
         # SIGTERM: gnutls-serv exits cleanly and flushes stdout ("Exiting via signal").
         process.stop()
         log = _GnuTLSLog(process.stdout_text(), process.stderr_text())

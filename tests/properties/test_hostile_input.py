@@ -32,9 +32,10 @@ from tests.support.engine_pairs import (
     split_records,
 )
 from triotls.engine import ClientConnection, Connection, ServerConnection
-from triotls.engine.enums import ContentType, HandshakeType, NamedGroup
+from triotls.engine.connection import MAX_IDLE_RECORDS
+from triotls.engine.enums import AlertDescription, ContentType, HandshakeType, NamedGroup
 from triotls.engine.messages import Certificate, CertificateEntry, frame
-from triotls.errors import InternalError, TLSError
+from triotls.errors import InternalError, TLSError, UnexpectedMessage
 
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HANDSHAKE_EXAMPLES = settings(
@@ -362,14 +363,21 @@ def test_endless_handshake_message_is_cut_off_at_the_size_limit() -> None:
     assert peak < 8 * limit
 
 
-def test_one_mib_of_change_cipher_spec_records_is_consumed_without_buffering() -> None:
-    # RFC 8446 §5 lets the peer send dummy CCS records during the handshake; each
-    # is dropped as it arrives, so a flood costs time linear in its size, not memory.
+def test_a_flood_of_change_cipher_spec_records_is_refused_early() -> None:
+    # RFC 8446 §5 lets the peer send dummy CCS records during the handshake;
+    # one is normal, a megabyte of them is a flood: refused after
+    # MAX_IDLE_RECORDS, long before the end, without buffering the rest.
     client = _started_client()
     flood = b"\x14\x03\x03\x00\x01\x01" * (_MIB // 6)
-    with _time_limit(20):
-        assert client.receive_data(flood) == []
-    assert client.take_unprocessed() == b""
+    with _time_limit(5), pytest.raises(UnexpectedMessage, match="refusing the flood") as info:
+        client.receive_data(flood)
+    assert "change_cipher_spec" in str(info.value)
+    assert info.value.sent_alert == AlertDescription.UNEXPECTED_MESSAGE
+
+
+def test_as_many_change_cipher_spec_records_as_the_limit_allows_are_dropped() -> None:
+    client = _started_client()
+    assert client.receive_data(b"\x14\x03\x03\x00\x01\x01" * MAX_IDLE_RECORDS) == []
     assert client.error is None
 
 

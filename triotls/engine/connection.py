@@ -59,6 +59,12 @@ _HANDSHAKE: Final = int(ContentType.HANDSHAKE)
 _APPLICATION_DATA: Final = int(ContentType.APPLICATION_DATA)
 _ALERT: Final = int(ContentType.ALERT)
 
+#: Records in a row that carry no application data (empty ones,
+#: change_cipher_spec, user_canceled, KeyUpdate) before the peer is cut off:
+#: each costs us work and gives nothing, so a flood of them is refused, as
+#: OpenSSL does (its MAX_EMPTY_RECORDS and key update limit are 32 too).
+MAX_IDLE_RECORDS: Final = 32
+
 KeyLog = Callable[[str, bytes, bytes], None]
 """Receives (NSS key log label, client random, secret) as secrets are derived."""
 
@@ -99,6 +105,7 @@ class Connection:
         # completes (0.5-RTT, RFC 8446 §4.4.4) only after accepting 0-RTT.
         self._early_data_left: int | None = None
         self._half_rtt = False
+        self._idle_records = 0  # see MAX_IDLE_RECORDS
         # Server: our record_size_limit, held back while reading 0-RTT data.
         self._record_limit_after_early_data = MAX_PLAINTEXT + 1
 
@@ -251,8 +258,13 @@ class Connection:
                 break
             content_type, payload = record
             if content_type == _HANDSHAKE:
-                if reader.is_protected and not reader.last_was_protected:
-                    raise UnexpectedMessage("plaintext handshake record after keys were set")
+                if not reader.last_was_protected:
+                    if reader.is_protected:
+                        raise UnexpectedMessage("plaintext handshake record after keys were set")
+                    # The second ClientHello ends the early data that a
+                    # HelloRetryRequest refused (RFC 8446 §4.2.10): from
+                    # here on a record that does not open is an attack.
+                    reader.skip_budget = 0
                 self._receive_handshake(payload)
                 continue
             if not self._handshake.is_empty:
@@ -297,6 +309,17 @@ class Connection:
             raise UnexpectedMessage("application data before the handshake completed")
         if payload:
             self._events.append(ApplicationData(payload))
+            self._idle_records = 0
+        else:
+            self._count_idle_record("empty application data records")
+
+    def _count_idle_record(self, what: str) -> None:
+        self._idle_records += 1
+        if self._idle_records > MAX_IDLE_RECORDS:
+            raise UnexpectedMessage(
+                f"the peer sent more than {MAX_IDLE_RECORDS} records in a row without "
+                f"application data (the last ones: {what}); refusing the flood"
+            )
 
     def _receive_early_data(self, payload: bytes) -> None:
         assert self._early_data_left is not None  # only while reading early data
@@ -309,6 +332,9 @@ class Connection:
         self._early_data_left = left
         if payload:
             self._events.append(EarlyDataReceived(payload))
+            self._idle_records = 0
+        else:
+            self._count_idle_record("empty 0-RTT records")
 
     def _receive_alert(self, payload: bytes, *, protected: bool) -> None:
         _level, description = decode_alert(payload)
@@ -319,6 +345,7 @@ class Connection:
             self._events.append(CloseNotify())
             return
         if description == AlertDescription.USER_CANCELED:
+            self._count_idle_record("user_canceled alerts")
             return  # RFC 8446 §6.1: a close_notify should follow
         # RFC 8446 §6: every other alert is fatal, whatever its level says.
         self._closed = True
@@ -331,6 +358,7 @@ class Connection:
             raise UnexpectedMessage(f"change_cipher_spec record with body {payload.hex()}")
         if not self._ccs_allowed:
             raise UnexpectedMessage("change_cipher_spec outside the handshake")
+        self._count_idle_record("change_cipher_spec records")
 
     def _receive_eof(self) -> None:
         if self._peer_closed:
@@ -469,11 +497,13 @@ class Connection:
         """Mark the handshake complete and emit HandshakeComplete."""
         self._negotiated = negotiated
         self._ccs_allowed = False
+        self._idle_records = 0  # the handshake's own CCS counts no further
         self._events.append(HandshakeComplete())
 
     def receive_key_update(self, msg: HandshakeMessage) -> None:
         """Handle the peer's KeyUpdate (RFC 8446 §4.6.3)."""
         update = KeyUpdate.decode(msg.body)
+        self._count_idle_record("KeyUpdate messages")
         assert self._suite is not None and self._read_secret is not None  # in Traffic
         self._read_secret = next_traffic_secret(self._suite.hash_name, self._read_secret)
         self.install_read_key(self._read_secret, "KeyUpdate")
