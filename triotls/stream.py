@@ -63,6 +63,9 @@ CLOSE_TIMEOUT: Final = 2.0
 #: Each read costs a trip through the scheduler and the engine; in bulk
 #: transfers 256 KiB reads were 10% faster than 64 KiB (docs/performance.rst).
 _RECEIVE_SIZE: Final = 262_144
+#: Application data that wait_client_certificate() keeps for receive_some
+#: before it stops reading and asks the caller to read it.
+_MAX_BUFFERED_WHILE_WAITING: Final = 2**20
 #: Application data is encrypted and flushed in pieces of this size, so that a
 #: huge ``send_all`` never doubles its memory in one go.
 _SEND_CHUNK: Final = 262_144
@@ -299,6 +302,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._handshake_started_at: float | None = None
         self._handshake_seconds: float | None = None
         self._client_certificate_result: events.ClientCertificateReceived | None = None
+        # Post-handshake certificate requests sent, and answers received.
+        self._certificate_requests = 0
+        self._certificate_answers = 0
         # Server: 0-RTT data received, until receive_early_data() takes it
         # (bounded by ServerConfig.max_early_data_size).
         self._early_incoming = bytearray()
@@ -519,6 +525,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 self._remember_session(event)
             elif isinstance(event, events.ClientCertificateReceived):
                 self._client_certificate_result = event
+                self._certificate_answers += 1
             elif (
                 isinstance(event, events.HandshakeComplete)
                 and self._handshake_started_at is not None
@@ -835,7 +842,56 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 raise UsageError("only the server side can request a client certificate")
             await self._ensure_handshake()
             conn.request_client_certificate()
+            self._certificate_requests += 1
             await self._flush()
+
+    async def wait_client_certificate(self) -> events.ClientCertificateReceived:
+        """Server side: wait for the answer to :meth:`request_client_certificate`.
+
+        Reads from the client until its answer arrives (GnuTLS's
+        ``gnutls_reauth`` returns at the same point) and returns it, as
+        :attr:`client_certificate_result` then also holds it; returns at once
+        when the latest request is already answered. Application data that
+        arrives first is kept for ``receive_some``. A chain the server's
+        ``client_verify_mode`` refuses fails the stream instead, as in the
+        handshake.
+
+        Raises:
+            UsageError: on a client stream, or no certificate was requested;
+                also when more than 1 MiB of application data came first
+                (read it with ``receive_some`` and call this again).
+            trio.BrokenResourceError: the stream failed, or the client closed
+                its side without answering.
+            trio.BusyResourceError: another task is receiving.
+        """
+        if not self._server_side:
+            raise UsageError("only the server side waits for a client certificate")
+        with self._outer_receive:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._certificate_requests == 0:
+                raise UsageError("no client certificate was requested on this stream")
+            while self._certificate_answers < self._certificate_requests:
+                self._check_usable()
+                if self._close_reason is not None:
+                    raise trio.BrokenResourceError(
+                        "the client closed its side without answering the certificate request"
+                    )
+                buffered = sum(map(len, self._incoming))
+                if buffered > _MAX_BUFFERED_WHILE_WAITING:
+                    raise UsageError(
+                        f"{buffered} bytes of application data arrived before the client's "
+                        "certificate; read them with receive_some() and wait again"
+                    )
+                try:
+                    await self._receive_step()
+                except trio.BrokenResourceError:
+                    if self._incoming:
+                        self._drain_before_error = True  # receive_some hands it out first
+                    raise
+            result = self._client_certificate_result
+            assert result is not None  # set with each answer
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return result
 
     def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
         """TLS-Exporter (RFC 8446 §7.5); the handshake must be complete."""

@@ -75,3 +75,71 @@ async def test_request_client_certificate_checkpoints(
     _client, server = await _connected(ca, client_config, server_config)
     with trio.testing.assert_checkpoints():
         await server.request_client_certificate()
+
+
+async def test_wait_client_certificate_returns_the_answer_without_other_data(
+    ca: trustme.CA, client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    """The client only reads; the server waits for its answer alone (no data follows it)."""
+    client, server = await _connected(ca, client_config, server_config)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            # The client answers inside receive_some, then waits for data.
+            nursery.start_soon(receive_exactly, client, 2)
+            await server.request_client_certificate()
+            result = await server.wait_client_certificate()
+            assert result is server.client_certificate_result
+            assert result.verification is not None and result.verification.is_valid
+            # Already answered: returns at once, the same result.
+            assert await server.wait_client_certificate() is result
+            await server.send_all(b"ok")
+
+
+async def test_data_that_arrives_before_the_answer_is_kept_for_receive_some(
+    ca: trustme.CA, client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    client, server = await _connected(ca, client_config, server_config)
+    with trio.fail_after(10):
+        await client.send_all(b"sent before the request")
+        await server.request_client_certificate()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_exactly, client, 2)
+            result = await server.wait_client_certificate()
+            await server.send_all(b"ok")
+    assert result.peer_certificates
+    assert await receive_exactly(server, 23) == b"sent before the request"
+
+
+async def test_wait_client_certificate_without_a_request_is_a_usage_error(
+    ca: trustme.CA, client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    client, server = await _connected(ca, client_config, server_config)
+    with pytest.raises(UsageError, match="no client certificate was requested"):
+        await server.wait_client_certificate()
+    with pytest.raises(UsageError, match="only the server side"):
+        await client.wait_client_certificate()
+
+
+async def test_a_client_that_closes_without_answering_ends_the_wait(
+    ca: trustme.CA, client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    client, server = await _connected(ca, client_config, server_config)
+    await client.send_eof()  # close_notify; it never reads the request
+    await server.request_client_certificate()
+    with trio.fail_after(10), pytest.raises(trio.BrokenResourceError, match="without answering"):
+        await server.wait_client_certificate()
+
+
+async def test_a_flood_of_data_before_the_answer_stops_the_wait(
+    ca: trustme.CA, client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    """Waiting never buffers without bound: past 1 MiB the caller must read first."""
+    client, server = await _connected(ca, client_config, server_config)
+    blob = b"x" * (2**20 + 2**16)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.send_all, blob)
+            await server.request_client_certificate()
+            with pytest.raises(UsageError, match="read them with receive_some"):
+                await server.wait_client_certificate()
+            assert await receive_exactly(server, len(blob)) == blob
