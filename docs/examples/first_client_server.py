@@ -41,10 +41,12 @@ def write_throwaway_files(directory: Path) -> None:
 async def echo_handler(stream: TLSStream) -> None:
     """Send back everything the client sends, until it closes its side."""
     # serve_tls_over_tcp completed the handshake before calling us.
-    print(f"server: {stream.version}, {stream.cipher_suite!r}, SNI {stream.server_name!r}")
     async with stream:  # aclose() on the way out: close_notify, then close TCP
-        while data := await stream.receive_some():
+        data = await stream.receive_some()
+        print(f"server: {stream.version}, {stream.cipher_suite!r}, SNI {stream.server_name!r}")
+        while data:
             await stream.send_all(data)
+            data = await stream.receive_some()
 
 
 async def run_server(
