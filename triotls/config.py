@@ -358,7 +358,14 @@ class CertifiedKey:
         TypeError: the key is of an unsupported type.
     """
 
-    __slots__ = ("chain", "chain_der", "is_pss_key", "ocsp_response", "private_key")
+    __slots__ = (
+        "_certificate_messages",
+        "chain",
+        "chain_der",
+        "is_pss_key",
+        "ocsp_response",
+        "private_key",
+    )
 
     def __init__(
         self,
@@ -404,6 +411,10 @@ class CertifiedKey:
                 f"{type(ocsp_response).__name__}"
             )
         self.ocsp_response: OCSPStaple | None = ocsp_response
+        # The server's encoded Certificate message for this chain, keyed by the
+        # OCSP staple its leaf entry carries (None: none), with the chain_der
+        # it was encoded from; filled by the engine's server, two entries at most.
+        self._certificate_messages: dict[bytes | None, tuple[tuple[bytes, ...], bytes]] = {}
 
     def with_ocsp_response(self, ocsp_response: OCSPStaple | None) -> CertifiedKey:
         """The same chain and key with another OCSP staple (see the class arguments)."""
@@ -682,6 +693,12 @@ class ClientConfig:
     key_log: KeyLog | None = None
     session_cache: SessionCache | None = None
     psk_key_exchange_modes: tuple[PskMode, ...] = ("psk_dhe_ke",)
+    # The ClientHello extensions that depend on this config alone, encoded
+    # once by the engine's client on first use (the config is immutable, and
+    # ``dataclasses.replace`` starts a new one empty). Not a setting.
+    _hello_extensions: dict[int, bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _check_psk_modes(self)

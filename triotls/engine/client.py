@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, final
 
 from cryptography import x509
@@ -186,7 +186,7 @@ class ClientConnection(Connection):
             early_data=early_data,
         )
         hs.client_hello = _build_client_hello(hs)
-        raw = frame(HandshakeType.CLIENT_HELLO, hs.client_hello.encode())
+        raw = _framed_client_hello(hs, hs.client_hello)
         hs.transcript.add(raw)
         # RFC 8446 §5.1: legacy_record_version may be 0x0301 for the first
         # ClientHello, which some old middleboxes insist on.
@@ -234,6 +234,9 @@ class _ClientHandshake:
     psk_mode: PskKeyExchangeMode | None = None  # how a resumption made its keys
     transcript: Transcript = field(default_factory=Transcript)
     client_hello: ClientHello | None = None
+    # The framed bytes _offer_psk encoded for the hello it returned (binder
+    # included), so that the hello is not encoded a third time.
+    framed_hello: tuple[ClientHello, bytes] | None = None
     key_exchanges: dict[int, KeyExchange] = field(default_factory=dict)
     sent_ccs: bool = False
     hello_retry: ServerHello | None = None
@@ -269,6 +272,30 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     # RFC 6066 §3: IP literals are not sent as host names.
     if hs.server_name is not None and not _is_ip_literal(hs.server_name):
         exts[ExtensionType.SERVER_NAME] = encode_server_name(hs.server_name)
+    exts.update(_config_extensions(cfg))
+    # Key shares even when offering psk_ke only: a refused ticket means a full handshake.
+    exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
+        [KeyShareEntry(group=g, key_exchange=kx.share()) for g, kx in hs.key_exchanges.items()]
+    )
+    hello = ClientHello(
+        random=random,
+        legacy_session_id=session_id,
+        cipher_suites=tuple(cfg.cipher_suites),
+        extensions=exts,
+    )
+    return _offer_psk(hs, hello)
+
+
+def _config_extensions(cfg: ClientConfig) -> dict[int, bytes]:
+    """The extensions that depend on the config alone, in the order they are sent.
+
+    Encoded on a config's first ClientHello and kept in it: configs are
+    immutable, and this is the same for all their connections.
+    """
+    cached = cfg._hello_extensions
+    if cached is not None:
+        return cached
+    exts: dict[int, bytes] = {}
     exts[ExtensionType.SUPPORTED_GROUPS] = encode_u16_list(cfg.groups)
     exts[ExtensionType.SIGNATURE_ALGORITHMS] = encode_u16_list(cfg.signature_schemes)
     if cfg.post_handshake_auth:
@@ -286,17 +313,18 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     exts[ExtensionType.PSK_KEY_EXCHANGE_MODES] = encode_psk_modes(
         [PskKeyExchangeMode[name.upper()] for name in cfg.psk_key_exchange_modes]
     )
-    # Key shares even when offering psk_ke only: a refused ticket means a full handshake.
-    exts[ExtensionType.KEY_SHARE] = encode_key_share_ch(
-        [KeyShareEntry(group=g, key_exchange=kx.share()) for g, kx in hs.key_exchanges.items()]
-    )
-    hello = ClientHello(
-        random=random,
-        legacy_session_id=session_id,
-        cipher_suites=tuple(cfg.cipher_suites),
-        extensions=exts,
-    )
-    return _offer_psk(hs, hello)
+    # The config is frozen; this cache is its one field set after __init__
+    # (two threads racing here store equal dicts, and callers only read it).
+    object.__setattr__(cfg, "_hello_extensions", exts)
+    return exts
+
+
+def _framed_client_hello(hs: _ClientHandshake, hello: ClientHello) -> bytes:
+    """``hello`` framed: the bytes :func:`_offer_psk` made for it, else a fresh encoding."""
+    made, hs.framed_hello = hs.framed_hello, None
+    if made is not None and made[0] is hello:
+        return made[1]
+    return frame(HandshakeType.CLIENT_HELLO, hello.encode())
 
 
 def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
@@ -304,7 +332,8 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
 
     The binder is an HMAC over the ClientHello up to the binders themselves
     (RFC 8446 §4.2.11.2), so the hello is encoded once with a placeholder of
-    the right length, hashed up to the binders, then completed.
+    the right length, hashed up to the binders, then completed in place: the
+    binder is the last ``hash_len`` bytes of the hello, and of the extension.
     """
     exts = dict(hello.extensions)
     exts.pop(ExtensionType.PRE_SHARED_KEY, None)
@@ -331,7 +360,9 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
     )
     if not usable or session is None or suite is None:
         hs.psk_schedule = None
-        return replace(hello, extensions=exts)
+        if ExtensionType.PRE_SHARED_KEY not in hello.extensions:
+            return hello  # nothing to drop
+        return _with_extensions(hello, exts)
     schedule = KeySchedule(suite.hash_name, session.psk)
     hs.psk_schedule = schedule
     if hs.hello_retry is None and _may_send_early_data(hs.config, session, hs.early_data):
@@ -340,16 +371,36 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
         identity=session.ticket, obfuscated_ticket_age=session.obfuscated_age(now)
     )
     offer = OfferedPsks(identities=(identity,), binders=(bytes(suite.hash_len),))
-    exts[ExtensionType.PRE_SHARED_KEY] = encode_pre_shared_key_ch(offer)
-    raw = frame(HandshakeType.CLIENT_HELLO, replace(hello, extensions=exts).encode())
+    placeholder = encode_pre_shared_key_ch(offer)
+    exts[ExtensionType.PRE_SHARED_KEY] = placeholder
+    offered = _with_extensions(hello, exts)
+    raw = frame(HandshakeType.CLIENT_HELLO, offered.encode())
     truncated = raw[: len(raw) - offer.binders_length]
     if hs.hello_retry is None:
         prefix_hash = hashlib.new(suite.hash_name, truncated).digest()
     else:
         prefix_hash = hs.transcript.digest_with(truncated)
     binder = finished_verify_data(suite.hash_name, schedule.binder_key(), prefix_hash)
-    exts[ExtensionType.PRE_SHARED_KEY] = encode_pre_shared_key_ch(replace(offer, binders=(binder,)))
-    return replace(hello, extensions=exts)
+    # An HMAC with the suite's hash is hash_len bytes, the placeholder's size;
+    # pre_shared_key is the last extension and its one binder comes last.
+    assert len(binder) == suite.hash_len
+    cut = len(raw) - suite.hash_len
+    # ``exts`` belongs to ``offered`` alone, which nothing else has seen yet.
+    exts[ExtensionType.PRE_SHARED_KEY] = placeholder[: len(placeholder) - suite.hash_len] + binder
+    hs.framed_hello = (offered, raw[:cut] + binder)
+    return offered
+
+
+def _with_extensions(hello: ClientHello, exts: dict[int, bytes]) -> ClientHello:
+    """``hello`` with ``exts``; what ``dataclasses.replace`` does, at a third of the cost."""
+    return type(hello)(
+        legacy_version=hello.legacy_version,
+        random=hello.random,
+        legacy_session_id=hello.legacy_session_id,
+        cipher_suites=hello.cipher_suites,
+        legacy_compression_methods=hello.legacy_compression_methods,
+        extensions=exts,
+    )
 
 
 def _may_send_early_data(config: ClientConfig, session: ClientSession, data: bytes) -> bool:
@@ -552,7 +603,7 @@ class ExpectServerHello(State):
         )
         ch2 = _offer_psk(hs, ch2)
         hs.client_hello = ch2
-        raw = frame(HandshakeType.CLIENT_HELLO, ch2.encode())
+        raw = _framed_client_hello(hs, ch2)
         hs.transcript.add(raw)
         if hs.config.middlebox_compat and not hs.sent_ccs:
             conn.queue_change_cipher_spec()

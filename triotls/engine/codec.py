@@ -9,8 +9,7 @@ unbounded allocation.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 from typing import Final, final
 
 from ..errors import DecodeError, InternalError
@@ -19,6 +18,7 @@ __all__ = ["Reader", "Writer"]
 
 _U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
+_U16_U16: Final = struct.Struct(">HH")
 
 
 @final
@@ -45,11 +45,14 @@ class Reader:
     def _take(self, n: int, field: str) -> bytes:
         pos = self._pos
         if n > self._end - pos:
-            raise DecodeError(
-                f"{self.what}: {field} needs {n} bytes but only {self._end - pos} are left"
-            )
+            raise self._short(n, field)
         self._pos = pos + n
         return self._buf[pos : pos + n]
+
+    def _short(self, n: int, field: str) -> DecodeError:
+        return DecodeError(
+            f"{self.what}: {field} needs {n} bytes but only {self._end - self._pos} are left"
+        )
 
     def u8(self, field: str = "u8") -> int:
         """Read one unsigned byte."""
@@ -61,7 +64,11 @@ class Reader:
 
     def u16(self, field: str = "u16") -> int:
         """Read a big-endian uint16."""
-        value: int = _U16.unpack(self._take(2, field))[0]
+        pos = self._pos
+        if self._end - pos < 2:
+            raise self._short(2, field)
+        self._pos = pos + 2
+        value: int = _U16.unpack_from(self._buf, pos)[0]
         return value
 
     def u24(self, field: str = "u24") -> int:
@@ -94,19 +101,48 @@ class Reader:
         self, field: str = "vector", *, min_len: int = 0, max_len: int = 2**8 - 1, item: int = 1
     ) -> bytes:
         """Read an ``opaque <min..max>`` vector with a one-byte length."""
-        return self._vec(self.u8(f"{field} length"), field, min_len, max_len, item)
+        # u8 and u16 inlined here and in vec16: the most frequent reads, and
+        # the error's field name is only formatted when there is an error.
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError(f"{self.what}: {field} length needs 1 byte but none are left")
+        self._pos = pos + 1
+        return self._vec(self._buf[pos], field, min_len, max_len, item)
 
     def vec16(
         self, field: str = "vector", *, min_len: int = 0, max_len: int = 2**16 - 1, item: int = 1
     ) -> bytes:
         """Read a vector with a two-byte length."""
-        return self._vec(self.u16(f"{field} length"), field, min_len, max_len, item)
+        pos = self._pos
+        if self._end - pos < 2:
+            raise self._short(2, f"{field} length")
+        self._pos = pos + 2
+        length: int = _U16.unpack_from(self._buf, pos)[0]
+        return self._vec(length, field, min_len, max_len, item)
 
     def vec24(
         self, field: str = "vector", *, min_len: int = 0, max_len: int = 2**24 - 1, item: int = 1
     ) -> bytes:
         """Read a vector with a three-byte length."""
         return self._vec(self.u24(f"{field} length"), field, min_len, max_len, item)
+
+    def u16_vec16(self, type_field: str, data_field: str) -> tuple[int, bytes]:
+        """Read a uint16 then an ``opaque <0..2^16-1>`` vector (an Extension, RFC 8446 §4.2).
+
+        The same as ``(u16(type_field), vec16(data_field))``, errors included,
+        in one bounds check when the bytes are there: extension blocks are
+        the most frequent structure in a handshake.
+        """
+        buf, pos, end = self._buf, self._pos, self._end
+        if end - pos >= 4:
+            value, length = _U16_U16.unpack_from(buf, pos)
+            start = pos + 4
+            if length <= end - start:
+                self._pos = start + length
+                return value, buf[start : start + length]
+        # Short: the field-by-field reads raise the DecodeError naming the field.
+        value = self.u16(type_field)
+        return value, self.vec16(data_field)
 
     def sub8(self, field: str = "vector", *, min_len: int = 0, max_len: int = 2**8 - 1) -> Reader:
         """A child reader over a vector with a one-byte length."""
@@ -178,6 +214,12 @@ class Writer:
         self._buf += _U16.pack(len(data))
         self._buf += data
 
+    def u16_vec16(self, value: int, data: bytes) -> None:
+        """Append a uint16 then an opaque vector with a two-byte length (an Extension)."""
+        self._check(len(data), 2**16 - 1)
+        self._buf += _U16_U16.pack(value, len(data))
+        self._buf += data
+
     def vec24(self, data: bytes) -> None:
         """Append an opaque vector with a three-byte length."""
         self._check(len(data), 2**24 - 1)
@@ -192,27 +234,17 @@ class Writer:
         else:
             self.vec16(raw)
 
-    def prefixed8(self) -> AbstractContextManager[None]:
+    def prefixed8(self) -> _Prefixed:
         """Write a one-byte length prefix covering what the block appends."""
-        return self._prefixed(1)
+        return _Prefixed(self._buf, 1)
 
-    def prefixed16(self) -> AbstractContextManager[None]:
+    def prefixed16(self) -> _Prefixed:
         """Write a two-byte length prefix covering what the block appends."""
-        return self._prefixed(2)
+        return _Prefixed(self._buf, 2)
 
-    def prefixed24(self) -> AbstractContextManager[None]:
+    def prefixed24(self) -> _Prefixed:
         """Write a three-byte length prefix covering what the block appends."""
-        return self._prefixed(3)
-
-    @contextmanager
-    def _prefixed(self, width: int) -> Iterator[None]:
-        """Write a length prefix of ``width`` bytes covering what the block appends."""
-        start = len(self._buf)
-        self._buf += bytes(width)
-        yield
-        length = len(self._buf) - start - width
-        self._check(length, 2 ** (8 * width) - 1)
-        self._buf[start : start + width] = length.to_bytes(width, "big")
+        return _Prefixed(self._buf, 3)
 
     @staticmethod
     def _check(length: int, limit: int) -> None:
@@ -222,3 +254,38 @@ class Writer:
     def getvalue(self) -> bytes:
         """The bytes written so far."""
         return bytes(self._buf)
+
+
+@final
+class _Prefixed:
+    """A length prefix of ``width`` bytes covering what the ``with`` block appends.
+
+    A small class rather than ``contextlib.contextmanager``: a generator-based
+    manager costs about three times as much, and every extension block and
+    nested vector of every handshake message opens one.
+    """
+
+    __slots__ = ("_buf", "_start", "_width")
+
+    def __init__(self, buf: bytearray, width: int) -> None:
+        self._buf = buf
+        self._width = width
+        self._start = 0
+
+    def __enter__(self) -> None:
+        self._start = len(self._buf)
+        self._buf += bytes(self._width)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            return  # as contextmanager did: the block's error propagates, nothing patched
+        buf, start, width = self._buf, self._start, self._width
+        length = len(buf) - start - width
+        if length >> (8 * width):
+            Writer._check(length, 2 ** (8 * width) - 1)  # raises InternalError
+        buf[start : start + width] = length.to_bytes(width, "big")

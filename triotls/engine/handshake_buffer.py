@@ -18,42 +18,59 @@ class HandshakeBuffer:
     header arrives, so a peer cannot make us buffer without bound.
     """
 
-    __slots__ = ("_buf", "max_message_size")
+    __slots__ = ("_data", "_pos", "max_message_size")
 
     def __init__(self, max_message_size: int) -> None:
-        self._buf = bytearray()
+        # What arrived and is not consumed yet starts at ``_pos``. Usually a
+        # record holds whole messages and the buffer is empty when it comes:
+        # its payload is then parsed where it is, without a copy into a
+        # bytearray; a partial message left over grows in a bytearray.
+        self._data: bytes | bytearray = b""
+        self._pos = 0
         self.max_message_size = max_message_size
 
     @property
     def is_empty(self) -> bool:
         """Whether no partial message is buffered (needed at key changes)."""
-        return not self._buf
+        return self._pos >= len(self._data)
 
     def feed(self, payload: bytes) -> None:
         """Add the payload of one handshake record."""
-        self._buf += payload
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            self._data = payload if type(payload) is bytes else bytes(payload)
+        elif type(data) is bytearray and pos == 0:
+            data += payload
+        else:
+            self._data = bytearray(data[pos:]) + payload
+        self._pos = 0
 
     def next_message(self) -> HandshakeMessage | None:
         """The next complete message, or None if more bytes are needed."""
-        buf = self._buf
-        if len(buf) < 4:
+        data, pos = self._data, self._pos
+        if len(data) - pos < 4:
             return None
-        length = int.from_bytes(buf[1:4], "big")
+        length = int.from_bytes(data[pos + 1 : pos + 4], "big")
         if length > self.max_message_size:
             raise DecodeError(
-                f"handshake message of type {buf[0]} claims {length} bytes, over the "
+                f"handshake message of type {data[pos]} claims {length} bytes, over the "
                 f"limit of {self.max_message_size} (max_handshake_message_size)"
             )
-        if len(buf) < 4 + length:
+        end = pos + 4 + length
+        if len(data) < end:
             return None
-        raw = bytes(buf[: 4 + length])
-        del buf[: 4 + length]
+        # Slicing all of a bytes object returns it as it is, without a copy.
+        raw = data[pos:end] if type(data) is bytes else bytes(data[pos:end])
+        if end == len(data):
+            self._data, self._pos = b"", 0  # keep no reference to what is consumed
+        else:
+            self._pos = end
         return HandshakeMessage(raw[0], raw[4:], raw)
 
     def check_key_change(self, what: str) -> None:
         """RFC 8446 §5.1: a message must not span a key change."""
-        if self._buf:
+        if not self.is_empty:
             raise UnexpectedMessage(
-                f"{len(self._buf)} bytes of a handshake message were left before {what}, "
-                "which must align with a record boundary"
+                f"{len(self._data) - self._pos} bytes of a handshake message were left before "
+                f"{what}, which must align with a record boundary"
             )

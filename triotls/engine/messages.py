@@ -6,7 +6,7 @@ Field names are the RFC's. Offered code points stay plain ints.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import ItemsView, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -54,8 +54,8 @@ def frame(msg_type: int, body: bytes) -> bytes:
     return _HEADER.pack(msg_type, len(body).to_bytes(3, "big")) + body
 
 
-def _ext_items(exts: Mapping[int, bytes]) -> list[tuple[int, bytes]]:
-    return list(exts.items())
+def _ext_items(exts: Mapping[int, bytes]) -> ItemsView[int, bytes]:
+    return exts.items()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

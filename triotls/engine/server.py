@@ -550,8 +550,7 @@ def _send_server_flight(
         hs.tickets_deferred = True
     if resumption is None:
         # RFC 8446 §2.2: a resumed handshake authenticates with the PSK alone.
-        certificate = Certificate(certificate_list=_certificate_entries(hs, hs.certified))
-        _emit(hs, conn, HandshakeType.CERTIFICATE, certificate.encode())
+        _emit(hs, conn, HandshakeType.CERTIFICATE, _certificate_body(hs, hs.certified))
         signature = sign(
             hs.certified.private_key, hs.scheme, SERVER_SIGNATURE_CONTEXT + hs.transcript.digest()
         )
@@ -571,13 +570,14 @@ def _send_server_flight(
         return ExpectClientCertificate(hs)
     # The client's EndOfEarlyData (when 0-RTT was accepted) and Finished are
     # fully determined by now, so tickets can be computed ahead of them.
-    rest = _END_OF_EARLY_DATA if early_secret is not None else b""
-    client_finished = frame(
-        HandshakeType.FINISHED,
-        finished_verify_data(hash_name, client_hs, hs.transcript.digest_with(rest)),
-    )
-    secret = schedule.resumption_master_secret(hs.transcript.digest_with(rest + client_finished))
-    _issue_tickets(hs, conn, secret)
+    if _may_issue_tickets(hs):
+        rest = _END_OF_EARLY_DATA if early_secret is not None else b""
+        client_finished = frame(
+            HandshakeType.FINISHED,
+            finished_verify_data(hash_name, client_hs, hs.transcript.digest_with(rest)),
+        )
+        transcript_hash = hs.transcript.digest_with(rest + client_finished)
+        _issue_tickets(hs, conn, schedule.resumption_master_secret(transcript_hash))
     if early_secret is not None:
         assert resumption is not None  # 0-RTT is only accepted with a PSK
         conn.accept_early_data(resumption.state.max_early_data_size)
@@ -609,16 +609,37 @@ class ExpectEndOfEarlyData(State):
         return ExpectClientFinished(hs)
 
 
+def _certificate_body(hs: _ServerHandshake, certified: CertifiedKey) -> bytes:
+    """Our Certificate message's body, encoded once per chain and OCSP staple.
+
+    The chain is the same on every full handshake, and the staple (the one
+    thing in the message that can change, a callback's answer) is the key.
+    """
+    staple = certified.current_ocsp_response() if hs.ocsp_requested else None
+    cache = certified._certificate_messages
+    cached = cache.get(staple)
+    chain_der = certified.chain_der
+    if cached is not None and cached[0] is chain_der:
+        return cached[1]
+    body = Certificate(certificate_list=_certificate_entries(chain_der, staple)).encode()
+    if len(cache) >= 2:
+        # At most the bare chain and the current staple: a callback's staples
+        # change over time, and the old ones are never needed again.
+        cache.clear()
+    cache[staple] = (chain_der, body)
+    return body
+
+
 def _certificate_entries(
-    hs: _ServerHandshake, certified: CertifiedKey
+    chain_der: tuple[bytes, ...], staple: bytes | None
 ) -> tuple[CertificateEntry, ...]:
-    """The chain's entries, the OCSP staple on the leaf's when the client asked for one.
+    """The chain's entries, with ``staple`` (the OCSP response) on the leaf's.
 
     RFC 8446 §4.4.2.1 carries the response in the leaf's CertificateEntry;
-    RFC 8446 §4.2 forbids sending it to a client that did not ask.
+    RFC 8446 §4.2 forbids sending it to a client that did not ask, so the
+    caller passes None then.
     """
-    entries = [CertificateEntry(cert_data=der) for der in certified.chain_der]
-    staple = certified.current_ocsp_response() if hs.ocsp_requested else None
+    entries = [CertificateEntry(cert_data=der) for der in chain_der]
     if staple is not None:
         entries[0] = CertificateEntry(
             cert_data=entries[0].cert_data,
@@ -820,6 +841,20 @@ def _check_resumed_client(
     return chain, result
 
 
+def _may_issue_tickets(hs: _ServerHandshake) -> bool:
+    """Whether tickets go out: the config issues some, with a mode both ends allow.
+
+    Checked before the resumption secret is derived, which costs HMACs.
+    """
+    cfg = hs.config
+    assert hs.client_hello is not None  # set before any flight
+    modes = hs.client_hello.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
+    if not cfg.ticket_count or modes is None:
+        return False
+    offered = decode_psk_modes(modes)
+    return any(PskKeyExchangeMode[name.upper()] in offered for name in cfg.psk_key_exchange_modes)
+
+
 def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> None:
     """Send NewSessionTickets (RFC 8446 §4.6.1) derived from resumption ``secret``.
 
@@ -828,16 +863,10 @@ def _issue_tickets(hs: _ServerHandshake, conn: Connection, secret: Secret) -> No
     needs the server to write later (trio issue #819); the client's Finished
     is fully determined by the transcript, so the resumption secret can be
     computed ahead of it, as OpenSSL does. With one, they follow the
-    client's Finished (see the module docstring).
+    client's Finished (see the module docstring). Callers check
+    :func:`_may_issue_tickets` first.
     """
     cfg = hs.config
-    assert hs.client_hello is not None  # set before any flight
-    modes = hs.client_hello.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
-    if not cfg.ticket_count or modes is None:
-        return
-    offered = decode_psk_modes(modes)
-    if not any(PskKeyExchangeMode[name.upper()] in offered for name in cfg.psk_key_exchange_modes):
-        return  # no way to resume that both allow
     client_chain: tuple[bytes, ...] = ()
     if cfg.client_auth != "none" and hs.verification is not None and hs.verification.is_valid:
         client_chain = tuple(cert.public_bytes(Encoding.DER) for cert in hs.peer_chain)
@@ -997,8 +1026,8 @@ class ExpectClientFinished(State):
             raise DecryptError("the client's Finished does not verify (transcript mismatch)")
         hs.transcript.add(msg.raw)
         conn.install_read_key(hs.client_app_secret, "the client's application data")
-        secret = hs.schedule.resumption_master_secret(hs.transcript.digest())
-        if hs.tickets_deferred:
+        if hs.tickets_deferred and _may_issue_tickets(hs):
+            secret = hs.schedule.resumption_master_secret(hs.transcript.digest())
             _issue_tickets(hs, conn, secret)
         conn.complete_handshake(
             Negotiated(

@@ -38,6 +38,8 @@ _NONCE_LEN: Final = 12
 # 2: the client's certificate chain was added (client authentication).
 # 3: max_early_data_size was added (0-RTT).
 _STATE_VERSION: Final = 3
+# created_at (a double), lifetime and ticket_age_add (uint32 each), together.
+_TIMES: Final = struct.Struct(">dII")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,9 +79,7 @@ class SessionState:
         w.u8(_STATE_VERSION)
         w.u16(self.cipher_suite)
         w.vec8(self.psk)
-        w.write(struct.pack(">d", self.created_at))
-        w.u32(self.lifetime)
-        w.u32(self.ticket_age_add)
+        w.write(_TIMES.pack(self.created_at, self.lifetime, self.ticket_age_add))
         w.vec8((self.alpn_protocol or "").encode())
         w.vec16((self.server_name or "").encode())
         with w.prefixed24():
@@ -96,9 +96,9 @@ class SessionState:
             raise DecodeError("session state of an unknown version")
         suite = r.u16("cipher_suite")
         psk = r.vec8("psk", min_len=32)
-        (created_at,) = struct.unpack(">d", r.read(8, "created_at"))
-        lifetime = r.u32("lifetime")
-        age_add = r.u32("ticket_age_add")
+        created_at, lifetime, age_add = _TIMES.unpack(
+            r.read(_TIMES.size, "created_at, lifetime and ticket_age_add")
+        )
         alpn = r.vec8("alpn").decode()
         name = r.vec16("server_name").decode()
         chain_r = r.sub24("client_chain")

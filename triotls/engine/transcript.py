@@ -19,11 +19,14 @@ class Transcript:
     suite (and so the hash), so messages are buffered until :meth:`set_hash`.
     """
 
-    __slots__ = ("_hash", "_pending")
+    __slots__ = ("_digest", "_hash", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[bytes] = []
         self._hash: hashlib._Hash | None = None
+        # The last digest, until the next message: a handshake asks for the
+        # same one twice in a row a few times (Finished, then the secrets).
+        self._digest: bytes | None = None
 
     @property
     def hash_name(self) -> str | None:
@@ -38,9 +41,11 @@ class Transcript:
         for data in self._pending:
             h.update(data)
         self._hash = h
+        self._digest = None
 
     def add(self, raw: bytes) -> None:
         """Add one framed handshake message."""
+        self._digest = None
         if self._hash is None:
             self._pending.append(raw)
         else:
@@ -50,12 +55,16 @@ class Transcript:
         """The transcript hash so far."""
         if self._hash is None:
             raise ValueError("transcript hash requested before the hash was chosen")
-        return self._hash.copy().digest()
+        if self._digest is None:
+            self._digest = self._hash.copy().digest()
+        return self._digest
 
     def digest_with(self, raw: bytes) -> bytes:
         """The hash the transcript would have with ``raw`` appended."""
         if self._hash is None:
             raise ValueError("transcript hash requested before the hash was chosen")
+        if not raw:
+            return self.digest()
         h = self._hash.copy()
         h.update(raw)
         return h.digest()
@@ -76,3 +85,4 @@ class Transcript:
         h = hashlib.new(self._hash.name)
         h.update(frame(HandshakeType.MESSAGE_HASH, first_hash))
         self._hash = h
+        self._digest = None
