@@ -19,15 +19,17 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 import trustme
 
-from tests.interop.peers import CLIENT_HOST
+from tests.interop.driver import open_listener
+from tests.interop.peers import CLIENT_HOST, GnuTLSClient, OpenSSLClient, PeerReport
+from tests.support.certs import PKIFiles
 from triotls.config import CertifiedKey, ClientConfig, ServerConfig, TrustStore
 from triotls.engine import ClientConnection, ServerConnection, events
 from triotls.errors import TLSError
@@ -35,14 +37,19 @@ from triotls.errors import TLSError
 __all__ = [
     "ClientPKI",
     "EngineSocket",
+    "PeerClientKind",
     "make_client_pki",
     "open_engine_client",
     "open_engine_server",
     "received_certificate_subjects",
+    "serve_peer_client",
 ]
+
+PeerClientKind = Literal["openssl", "gnutls"]
 
 _E = TypeVar("_E", bound=events.Event)
 _C = TypeVar("_C", ClientConnection, ServerConnection)
+_T = TypeVar("_T")
 _READ_SIZE: Final = 65536
 
 
@@ -227,6 +234,62 @@ def open_engine_server(
     sock, _address = listener.accept()
     with sock:
         yield EngineSocket(ServerConnection(config), sock, deadline)
+
+
+def serve_peer_client(  # the conversation's parts, then its knobs
+    kind: PeerClientKind,
+    config: ServerConfig,
+    pki_files: PKIFiles,
+    workdir: Path,
+    converse: Callable[[EngineSocket[ServerConnection]], _T],
+    *,
+    data: bytes,
+    certificate: ClientPKI | None = None,
+    extra: Sequence[str] = (),
+    timeout: float,
+) -> tuple[_T, PeerReport]:
+    """Let ``converse`` run our server on one ``openssl s_client``/``gnutls-cli`` connection.
+
+    Args:
+        kind: which peer client connects.
+        config: our server configuration.
+        pki_files: ``pki_files.ca`` is what the client trusts.
+        workdir: where the client's logs go.
+        converse: runs our end of the connection; its result is returned.
+        data: what the client sends once connected.
+        certificate: the certificate the client presents, if any.
+        extra: more arguments for the client's command line.
+        timeout: bound for the connection and for the client.
+
+    Returns:
+        What ``converse`` returned, and the client's report.
+    """
+    args = [*_certificate_args(kind, certificate), *extra]
+    with open_listener(CLIENT_HOST) as listener:
+        port = listener.getsockname()[1]
+        client: OpenSSLClient | GnuTLSClient
+        if kind == "openssl":
+            client = OpenSSLClient(
+                pki_files.ca, port, workdir=workdir, data=data, extra_args=args, timeout=timeout
+            )
+        else:
+            client = GnuTLSClient(
+                pki_files.ca, port, workdir=workdir, data=data, extra_args=args, timeout=timeout
+            )
+        with client:
+            with open_engine_server(listener, config, timeout=timeout) as server:
+                outcome = converse(server)
+            # After our socket closed: s_client lingers for the TCP FIN.
+            report = client.finish()
+    return outcome, report
+
+
+def _certificate_args(kind: PeerClientKind, certificate: ClientPKI | None) -> list[str]:
+    if certificate is None:
+        return []
+    if kind == "openssl":
+        return ["-cert", str(certificate.chain), "-key", str(certificate.key)]
+    return ["--x509certfile", str(certificate.chain), "--x509keyfile", str(certificate.key)]
 
 
 def received_certificate_subjects(trace: str) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.client_auth_support import ClientPKI, make_client_pki
 from tests.interop.peers import missing_peer_reasons
 from tests.support.certs import KEY_KINDS, KeyKind, PKIFiles, TestPKI, make_pki
 
@@ -100,3 +101,15 @@ def pki(request: pytest.FixtureRequest, pki_cache: PKICache) -> TestPKI:
 def pki_files(pki: TestPKI, pki_cache: PKICache) -> PKIFiles:
     """``pki`` written to PEM files."""
     return pki_cache.files(pki.kind)
+
+
+@pytest.fixture(scope="module")
+def client_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
+    """A client certificate (own CA, EKU clientAuth) the servers in a test trust."""
+    return make_client_pki(tmp_path_factory.mktemp("client-pki"), "trusted")
+
+
+@pytest.fixture(scope="module")
+def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
+    """A client certificate from a CA no server here trusts."""
+    return make_client_pki(tmp_path_factory.mktemp("rogue-pki"), "rogue")

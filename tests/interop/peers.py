@@ -449,9 +449,10 @@ class _SubprocessPeer:
 
     name: str = "peer"
 
-    def __init__(self, workdir: Path, timeout: float) -> None:
+    def __init__(self, workdir: Path, timeout: float, log: _LogFile | None = None) -> None:
         self._workdir = workdir
         self._timeout = timeout
+        self._log = log
         self._process: _Process | None = None
         self._pump: _Pump | None = None
 
@@ -488,13 +489,39 @@ class _SubprocessPeer:
         return text + self._extra_log()
 
     def _extra_log(self) -> str:
-        return ""
+        if self._log is None:
+            return ""
+        return f"\n--- {self._log.title} ---\n{_tail(_read_text(self._log.path), self._log.lines)}"
 
     def _start(self, argv: Sequence[str], *, pipe_stdin: bool, pipe_stdout: bool) -> _Process:
         self._process = _Process(
             self.name, argv, self._workdir, pipe_stdin=pipe_stdin, pipe_stdout=pipe_stdout
         )
         return self._process
+
+    def _start_server(
+        self, argv: Callable[[int], list[str]], *, pipe_stdin: bool, pipe_stdout: bool
+    ) -> int:
+        """Start the server ``argv(port)`` on a free port; return the port once it listens.
+
+        With ``pipe_stdout`` a pump echoes the server's stdout to its stdin.
+        """
+        for _attempt in range(_PORT_ATTEMPTS):
+            port = free_port()
+            process = self._start(argv(port), pipe_stdin=pipe_stdin, pipe_stdout=pipe_stdout)
+            if pipe_stdout:
+                self._pump = _Pump(process, mode="echo")
+                self._pump.start()
+            if _wait_listening(port, process, _START_TIMEOUT):
+                return port
+            process.stop()  # most likely the port was taken meanwhile; retry
+        raise RuntimeError(f"{self.name} failed to start\n{self.describe()}")
+
+    def _start_client(self, argv: Sequence[str], *, data: bytes, close_stdin: bool) -> None:
+        """Start the client ``argv`` with a pump that sends ``data`` and reads the echo."""
+        process = self._start(argv, pipe_stdin=True, pipe_stdout=True)
+        self._pump = _Pump(process, mode="client", data=data, close_stdin=close_stdin)
+        self._pump.start()
 
     def _wait_exit(self, timeout: float | None) -> int | None:
         process = self.process
@@ -504,6 +531,47 @@ class _SubprocessPeer:
         if self._pump is not None:
             self._pump.join(_STOP_TIMEOUT)
         return process.popen.returncode
+
+
+@dataclass(frozen=True, slots=True)
+class _LogFile:
+    """A log a subprocess peer writes besides stdout/stderr, shown on failure."""
+
+    path: Path
+    title: str
+    lines: int
+
+
+class _OpenSSLPeer(_SubprocessPeer):
+    """An openssl tool writing its protocol trace (``-trace -msgfile``) to ``trace_path``."""
+
+    def __init__(self, workdir: Path, timeout: float, trace_path: Path) -> None:
+        super().__init__(workdir, timeout, _LogFile(trace_path, "trace (tail)", 80))
+        self._trace_path = trace_path
+
+    def finish(self, timeout: float | None = None) -> PeerReport:
+        """Wait (bounded) for the tool to end the connection and exit; report it."""
+        returncode = self._wait_exit(timeout)
+        trace = _OpenSSLTrace(_read_text(self._trace_path))
+        close_notify = (1, 0)
+        return PeerReport(
+            peer=self.name,
+            # Both Finished messages went by: the handshake completed.
+            handshake_ok=trace.finished_seen >= 2,
+            received=bytes(self._pump.received) if self._pump is not None else None,
+            version=trace.version,
+            cipher_suite=trace.cipher_suite,
+            group=trace.group,
+            alpn=trace.alpn if trace.alpn is not None else "",
+            signature_scheme=trace.signature_scheme,
+            hello_retry=trace.hello_retry,
+            sent_close_notify=close_notify in trace.alerts_sent,
+            received_close_notify=close_notify in trace.alerts_received,
+            alerts_sent=tuple(trace.alerts_sent),
+            alerts_received=tuple(trace.alerts_received),
+            returncode=returncode,
+            log=self.describe(),
+        )
 
 
 class _OpenSSLTrace:
@@ -579,7 +647,7 @@ class _OpenSSLTrace:
             self.version = "TLSv1.3"
 
 
-class OpenSSLServer(_SubprocessPeer):
+class OpenSSLServer(_OpenSSLPeer):
     """``openssl s_server``, TLS 1.3 only, echoing what it receives.
 
     Args:
@@ -613,50 +681,37 @@ class OpenSSLServer(_SubprocessPeer):
         commands: bool = False,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(workdir, timeout)
+        trace_path = workdir / "s_server.trace"
+        super().__init__(workdir, timeout, trace_path)
         self._files = files
-        self._alpn = alpn
-        self._groups = groups
-        self._ciphersuites = ciphersuites
-        self._request_client_cert = request_client_cert
-        self._extra_args = extra_args
         self._commands = commands
-        self._trace_path = workdir / "s_server.trace"
+        options = ["-alpn", ",".join(alpn)] if alpn else []
+        options += ["-groups", ":".join(groups)] if groups else []
+        options += ["-ciphersuites", ":".join(ciphersuites)] if ciphersuites else []
+        if request_client_cert:
+            options += ["-verify", "1", "-CAfile", str(files.ca)]
+        self._options = [*options, *extra_args]
         self.port = 0
 
     def __enter__(self) -> Self:
         openssl = require_binary("openssl")
-        for _attempt in range(_PORT_ATTEMPTS):
-            self.port = free_port()
-            argv = [
+
+        def argv(port: int) -> list[str]:
+            return [
                 openssl, "s_server",
-                "-accept", f"{CLIENT_HOST}:{self.port}",
+                "-accept", f"{CLIENT_HOST}:{port}",
                 "-naccept", "1",
                 "-tls1_3",
                 "-cert", str(self._files.chain),
                 "-key", str(self._files.key),
                 "-trace", "-msgfile", str(self._trace_path),
+                *([] if self._commands else ["-quiet"]),
+                *self._options,
             ]  # fmt: skip
-            if not self._commands:
-                argv.append("-quiet")
-            if self._alpn:
-                argv += ["-alpn", ",".join(self._alpn)]
-            if self._groups:
-                argv += ["-groups", ":".join(self._groups)]
-            if self._ciphersuites:
-                argv += ["-ciphersuites", ":".join(self._ciphersuites)]
-            if self._request_client_cert:
-                argv += ["-verify", "1", "-CAfile", str(self._files.ca)]
-            argv += list(self._extra_args)
-            # With commands, stdout goes to a file: nothing has to drain it.
-            process = self._start(argv, pipe_stdin=True, pipe_stdout=not self._commands)
-            if not self._commands:
-                self._pump = _Pump(process, mode="echo")
-                self._pump.start()
-            if _wait_listening(self.port, process, _START_TIMEOUT):
-                return self
-            process.stop()  # most likely the port was taken meanwhile; retry
-        raise RuntimeError(f"{self.name} failed to start\n{self.describe()}")
+
+        # With commands, stdout goes to a file: nothing has to drain it.
+        self.port = self._start_server(argv, pipe_stdin=True, pipe_stdout=not self._commands)
+        return self
 
     def command(self, letter: str) -> None:
         """Send a command line ("c", "k", "K", ...) to s_server (``commands=True``).
@@ -689,23 +744,8 @@ class OpenSSLServer(_SubprocessPeer):
                 raise TimeoutError(f"{self.name} did not print {text!r} in time\n{self.describe()}")
             time.sleep(0.005)
 
-    def finish(self, timeout: float | None = None) -> PeerReport:
-        """Wait for s_server to finish the connection and exit; report it."""
-        returncode = self._wait_exit(timeout)
-        trace = _OpenSSLTrace(_read_text(self._trace_path))
-        return _report_from_trace(
-            self.name,
-            trace,
-            received=bytes(self._pump.received) if self._pump is not None else None,
-            returncode=returncode,
-            log=self.describe(),
-        )
 
-    def _extra_log(self) -> str:
-        return f"\n--- trace (tail) ---\n{_tail(_read_text(self._trace_path), 80)}"
-
-
-class OpenSSLClient(_SubprocessPeer):
+class OpenSSLClient(_OpenSSLPeer):
     """``openssl s_client``, TLS 1.3 only: sends ``data``, expects it echoed.
 
     Args:
@@ -741,8 +781,8 @@ class OpenSSLClient(_SubprocessPeer):
         extra_args: Sequence[str] = (),
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(workdir, timeout)
-        self._trace_path = workdir / "s_client.trace"
+        trace_path = workdir / "s_client.trace"
+        super().__init__(workdir, timeout, trace_path)
         argv = [
             require_binary("openssl"), "s_client",
             "-connect", f"{CLIENT_HOST}:{port}",
@@ -765,52 +805,8 @@ class OpenSSLClient(_SubprocessPeer):
         self._close = close
 
     def __enter__(self) -> Self:
-        process = self._start(self._argv, pipe_stdin=True, pipe_stdout=True)
-        self._pump = _Pump(
-            process, mode="client", data=self._data, close_stdin=self._close == "client"
-        )
-        self._pump.start()
+        self._start_client(self._argv, data=self._data, close_stdin=self._close == "client")
         return self
-
-    def finish(self, timeout: float | None = None) -> PeerReport:
-        """Wait for s_client to exit (bounded); report the connection."""
-        returncode = self._wait_exit(timeout)
-        trace = _OpenSSLTrace(_read_text(self._trace_path))
-        assert self._pump is not None  # set by __enter__
-        return _report_from_trace(
-            self.name,
-            trace,
-            received=bytes(self._pump.received),
-            returncode=returncode,
-            log=self.describe(),
-        )
-
-    def _extra_log(self) -> str:
-        return f"\n--- trace (tail) ---\n{_tail(_read_text(self._trace_path), 80)}"
-
-
-def _report_from_trace(
-    name: str, trace: _OpenSSLTrace, *, received: bytes | None, returncode: int | None, log: str
-) -> PeerReport:
-    close_notify = (1, 0)
-    return PeerReport(
-        peer=name,
-        # Both Finished messages went by: the handshake completed.
-        handshake_ok=trace.finished_seen >= 2,
-        received=received,
-        version=trace.version,
-        cipher_suite=trace.cipher_suite,
-        group=trace.group,
-        alpn=trace.alpn if trace.alpn is not None else "",
-        signature_scheme=trace.signature_scheme,
-        hello_retry=trace.hello_retry,
-        sent_close_notify=close_notify in trace.alerts_sent,
-        received_close_notify=close_notify in trace.alerts_received,
-        alerts_sent=tuple(trace.alerts_sent),
-        alerts_received=tuple(trace.alerts_received),
-        returncode=returncode,
-        log=log,
-    )
 
 
 # --------------------------------------------------------------------------- #
@@ -887,6 +883,35 @@ class _GnuTLSLog:
         )
         self.error = "; ".join(error) if error else None
 
+    def report(
+        self,
+        name: str,
+        *,
+        received: bytes | None,
+        received_close_notify: bool,
+        returncode: int | None,
+        log: str,
+    ) -> PeerReport:
+        """The :class:`PeerReport` of peer ``name`` that logged this."""
+        return PeerReport(
+            peer=name,
+            handshake_ok=self.handshake_ok,
+            received=received,
+            version=self.version,
+            cipher_suite=self.cipher_suite,
+            group=self.group,
+            alpn=self.alpn,
+            signature_scheme=self.signature_scheme,
+            hello_retry=self.hello_retry,
+            sent_close_notify=(1, 0) in self.alerts_sent,
+            received_close_notify=received_close_notify,
+            alerts_sent=tuple(self.alerts_sent),
+            alerts_received=tuple(self.alerts_received),
+            returncode=returncode,
+            error=self.error,
+            log=log,
+        )
+
 
 def _wait_until_quiet(process: _Process, quiet: float = 0.2, limit: float = 3.0) -> None:
     """Wait until ``process`` has written nothing for ``quiet`` s (at most ``limit`` s)."""
@@ -930,36 +955,27 @@ class GnuTLSServer(_SubprocessPeer):
         timeout: float = 10.0,
     ) -> None:
         super().__init__(workdir, timeout)
-        self._files = files
-        self._priority = priority or gnutls_priority()
-        self._alpn = alpn
-        self._request_client_cert = request_client_cert
-        self._extra_args = extra_args
+        options = [
+            "--x509certfile", str(files.chain),
+            "--x509keyfile", str(files.key),
+            "--priority", priority or gnutls_priority(),
+            "-d", "5",
+        ]  # fmt: skip
+        if not request_client_cert:
+            options.append("--disable-client-cert")
+        for proto in alpn:
+            options += ["--alpn", proto]
+        self._options = [*options, *extra_args]
         self.port = 0
 
     def __enter__(self) -> Self:
         binary = require_binary("gnutls-serv")
-        for _attempt in range(_PORT_ATTEMPTS):
-            self.port = free_port()
-            argv = [
-                binary,
-                "--port", str(self.port),
-                "--echo", "--crlf",
-                "--x509certfile", str(self._files.chain),
-                "--x509keyfile", str(self._files.key),
-                "--priority", self._priority,
-                "-d", "5",
-            ]  # fmt: skip
-            if not self._request_client_cert:
-                argv.append("--disable-client-cert")
-            for proto in self._alpn:
-                argv += ["--alpn", proto]
-            argv += list(self._extra_args)
-            process = self._start(argv, pipe_stdin=False, pipe_stdout=False)
-            if _wait_listening(self.port, process, _START_TIMEOUT):
-                return self
-            process.stop()
-        raise RuntimeError(f"{self.name} failed to start\n{self.describe()}")
+        self.port = self._start_server(
+            lambda port: [binary, "--port", str(port), "--echo", "--crlf", *self._options],
+            pipe_stdin=False,
+            pipe_stdout=False,
+        )
+        return self
 
     def finish(self, timeout: float | None = None) -> PeerReport:
         """Stop the server (it serves forever) and report the connection.
@@ -974,22 +990,11 @@ class GnuTLSServer(_SubprocessPeer):
         # SIGTERM: gnutls-serv exits cleanly and flushes stdout ("Exiting via signal").
         process.stop()
         log = _GnuTLSLog(process.stdout_text(), process.stderr_text())
-        return PeerReport(
-            peer=self.name,
-            handshake_ok=log.handshake_ok,
+        return log.report(
+            self.name,
             received=None,  # echoed, not reported
-            version=log.version,
-            cipher_suite=log.cipher_suite,
-            group=log.group,
-            alpn=log.alpn,
-            signature_scheme=log.signature_scheme,
-            hello_retry=log.hello_retry,
-            sent_close_notify=(1, 0) in log.alerts_sent,
             received_close_notify=(1, 0) in log.alerts_received,
-            alerts_sent=tuple(log.alerts_sent),
-            alerts_received=tuple(log.alerts_received),
             returncode=process.popen.returncode,
-            error=log.error,
             log=self.describe(),
         )
 
@@ -1029,8 +1034,8 @@ class GnuTLSClient(_SubprocessPeer):
         extra_args: Sequence[str] = (),
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(workdir, timeout)
         self._logfile = workdir / "gnutls-cli.log"
+        super().__init__(workdir, timeout, _LogFile(self._logfile, "logfile", 40))
         argv = [
             require_binary("gnutls-cli"), CLIENT_HOST,
             "--port", str(port),
@@ -1049,9 +1054,7 @@ class GnuTLSClient(_SubprocessPeer):
         self._data = data
 
     def __enter__(self) -> Self:
-        process = self._start(self._argv, pipe_stdin=True, pipe_stdout=True)
-        self._pump = _Pump(process, mode="client", data=self._data, close_stdin=True)
-        self._pump.start()
+        self._start_client(self._argv, data=self._data, close_stdin=True)
         return self
 
     def finish(self, timeout: float | None = None) -> PeerReport:
@@ -1059,27 +1062,13 @@ class GnuTLSClient(_SubprocessPeer):
         returncode = self._wait_exit(timeout)
         log = _GnuTLSLog(_read_text(self._logfile), self.process.stderr_text())
         assert self._pump is not None  # set by __enter__
-        return PeerReport(
-            peer=self.name,
-            handshake_ok=log.handshake_ok,
+        return log.report(
+            self.name,
             received=bytes(self._pump.received),
-            version=log.version,
-            cipher_suite=log.cipher_suite,
-            group=log.group,
-            alpn=log.alpn,
-            signature_scheme=log.signature_scheme,
-            hello_retry=log.hello_retry,
-            sent_close_notify=(1, 0) in log.alerts_sent,
             received_close_notify=log.peer_closed or (1, 0) in log.alerts_received,
-            alerts_sent=tuple(log.alerts_sent),
-            alerts_received=tuple(log.alerts_received),
             returncode=returncode,
-            error=log.error,
             log=self.describe(),
         )
-
-    def _extra_log(self) -> str:
-        return f"\n--- logfile ---\n{_tail(_read_text(self._logfile), 40)}"
 
 
 # --------------------------------------------------------------------------- #
@@ -1124,18 +1113,58 @@ class _Observed:
                 self.group = hello.group
 
 
+@dataclass(slots=True)
+class _Exchange:
+    """How far an in-process peer's conversation got."""
+
+    received: bytearray = field(default_factory=bytearray)
+    sent_close: bool = False
+    got_close: bool = False
+    error: str | None = None
+
+
 class _ThreadPeer:
-    """Shared lifecycle of in-process peers running in a thread."""
+    """Shared lifecycle of in-process peers running in a thread.
+
+    Entering runs :meth:`_converse` in the thread, which gets its socket from
+    :meth:`_open`: servers call :meth:`_listen` in ``__init__`` and accept
+    one connection; clients (given ``port``) connect to it.
+    """
 
     name: str = "thread peer"
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, port: int = 0) -> None:
         self._timeout = timeout
+        self._port = port
         self._thread: threading.Thread | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._report: PeerReport | None = None
         self._failure: str | None = None
+        self._listener: socket.socket | None = None
+
+    def __enter__(self) -> Self:
+        self._run_thread(self._converse)
+        return self
+
+    def _converse(self) -> PeerReport:
+        raise NotImplementedError
+
+    def _listen(self) -> int:
+        """Listen on a free port of 127.0.0.1; return the port."""
+        self._listener = self._track(socket.create_server((CLIENT_HOST, 0)))
+        self._listener.settimeout(self._timeout)
+        port: int = self._listener.getsockname()[1]
+        return port
+
+    def _open(self) -> socket.socket:
+        """Accept the one connection (servers) or connect to ``port`` (clients)."""
+        if self._listener is None:
+            return self._track(socket.create_connection((CLIENT_HOST, self._port), self._timeout))
+        raw, _addr = self._listener.accept()
+        self._track(raw)
+        raw.settimeout(self._timeout)
+        return raw
 
     def _run_thread(self, target: Callable[[], PeerReport]) -> None:
         def body() -> None:
@@ -1242,35 +1271,73 @@ class _Negotiated:
         )
 
 
-def _python_report(
-    name: str,
-    negotiated: _Negotiated | None,
-    observed: _Observed,
-    *,
-    received: bytes,
-    sent_close_notify: bool,
-    received_close_notify: bool,
-    error: str | None,
-) -> PeerReport:
-    return PeerReport(
-        peer=name,
-        handshake_ok=negotiated is not None,
-        received=received,
-        version=negotiated.version if negotiated else None,
-        cipher_suite=negotiated.cipher_suite if negotiated else observed.cipher_suite,
-        group=observed.group,
-        alpn=negotiated.alpn if negotiated else None,
-        hello_retry=observed.hello_retry,
-        sent_close_notify=sent_close_notify,
-        received_close_notify=received_close_notify,
-        alerts_sent=tuple(observed.alerts_sent),
-        alerts_received=tuple(observed.alerts_received),
-        error=error,
-        log="; ".join(observed.notes),
-    )
+class _PythonSSLPeer(_ThreadPeer):
+    """Python ``ssl`` on one connection: handshake, :meth:`_exchange`, report."""
+
+    def __init__(
+        self,
+        files: PKIFiles,
+        *,
+        server_hostname: str | None,
+        alpn: Sequence[str],
+        ecdh_curve: str | None,
+        timeout: float,
+        port: int = 0,
+    ) -> None:
+        super().__init__(timeout, port)
+        self._server_hostname = server_hostname
+        self._observed = _Observed()
+        self._ctx = _python_context(
+            server=server_hostname is None,
+            files=files,
+            alpn=alpn,
+            ecdh_curve=ecdh_curve,
+            observed=self._observed,
+        )
+
+    def _exchange(self, tls: ssl.SSLSocket, state: _Exchange) -> None:
+        raise NotImplementedError
+
+    def _converse(self) -> PeerReport:
+        raw = self._open()
+        negotiated: _Negotiated | None = None
+        state = _Exchange()
+        try:
+            wrapped = self._ctx.wrap_socket(
+                raw,
+                server_side=self._server_hostname is None,
+                server_hostname=self._server_hostname,
+                suppress_ragged_eofs=False,
+                do_handshake_on_connect=False,
+            )
+            self._track(wrapped)
+            wrapped.do_handshake()
+            negotiated = _Negotiated.of(wrapped)
+            self._exchange(wrapped, state)
+        except ssl.SSLEOFError as exc:
+            state.error = f"EOF without close_notify: {exc}"
+        except (OSError, ssl.SSLError) as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+        observed = self._observed
+        return PeerReport(
+            peer=self.name,
+            handshake_ok=negotiated is not None,
+            received=bytes(state.received),
+            version=negotiated.version if negotiated else None,
+            cipher_suite=negotiated.cipher_suite if negotiated else observed.cipher_suite,
+            group=observed.group,
+            alpn=negotiated.alpn if negotiated else None,
+            hello_retry=observed.hello_retry,
+            sent_close_notify=state.sent_close or (1, 0) in observed.alerts_sent,
+            received_close_notify=state.got_close,
+            alerts_sent=tuple(observed.alerts_sent),
+            alerts_received=tuple(observed.alerts_received),
+            error=state.error,
+            log="; ".join(observed.notes),
+        )
 
 
-class PythonSSLServer(_ThreadPeer):
+class PythonSSLServer(_PythonSSLPeer):
     """A Python ``ssl`` server in a thread: one connection, TLS 1.3, echo.
 
     It echoes until the client's close_notify, then answers with its own
@@ -1297,62 +1364,26 @@ class PythonSSLServer(_ThreadPeer):
         close_after: int | None = None,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(timeout)
+        super().__init__(
+            files, server_hostname=None, alpn=alpn, ecdh_curve=ecdh_curve, timeout=timeout
+        )
         self._close_after = close_after
-        self._observed = _Observed()
-        self._ctx = _python_context(
-            server=True, files=files, alpn=alpn, ecdh_curve=ecdh_curve, observed=self._observed
-        )
-        self._listener = self._track(socket.create_server((CLIENT_HOST, 0)))
-        self._listener.settimeout(timeout)
-        self.port: int = self._listener.getsockname()[1]
+        self.port = self._listen()
 
-    def __enter__(self) -> Self:
-        self._run_thread(self._serve)
-        return self
-
-    def _serve(self) -> PeerReport:
-        raw, _addr = self._listener.accept()
-        self._track(raw)
-        raw.settimeout(self._timeout)
-        negotiated: _Negotiated | None = None
-        received = bytearray()
-        sent_close = got_close = False
-        error: str | None = None
-        try:
-            wrapped = self._ctx.wrap_socket(
-                raw, server_side=True, suppress_ragged_eofs=False, do_handshake_on_connect=False
-            )
-            self._track(wrapped)
-            wrapped.do_handshake()
-            negotiated = _Negotiated.of(wrapped)
-            tls = wrapped
-            while self._close_after is None or len(received) < self._close_after:
-                chunk = tls.recv(65536)
-                if not chunk:  # suppress_ragged_eofs=False: b"" only on close_notify
-                    got_close = True
-                    break
-                received += chunk
-                tls.sendall(chunk)
-            # Sends our close_notify; if we spoke first, also waits for the client's.
-            tls.unwrap()
-            sent_close = got_close = True
-        except ssl.SSLEOFError as exc:
-            error = f"EOF without close_notify: {exc}"
-        except (OSError, ssl.SSLError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        return _python_report(
-            self.name,
-            negotiated,
-            self._observed,
-            received=bytes(received),
-            sent_close_notify=sent_close or (1, 0) in self._observed.alerts_sent,
-            received_close_notify=got_close,
-            error=error,
-        )
+    def _exchange(self, tls: ssl.SSLSocket, state: _Exchange) -> None:
+        while self._close_after is None or len(state.received) < self._close_after:
+            chunk = tls.recv(65536)
+            if not chunk:  # suppress_ragged_eofs=False: b"" only on close_notify
+                state.got_close = True
+                break
+            state.received += chunk
+            tls.sendall(chunk)
+        # Sends our close_notify; if we spoke first, also waits for the client's.
+        tls.unwrap()
+        state.sent_close = state.got_close = True
 
 
-class PythonSSLClient(_ThreadPeer):
+class PythonSSLClient(_PythonSSLPeer):
     """A Python ``ssl`` client in a thread: sends ``data``, expects it echoed.
 
     After the echo it calls ``unwrap()``: sends close_notify and waits for the
@@ -1381,59 +1412,27 @@ class PythonSSLClient(_ThreadPeer):
         ecdh_curve: str | None = None,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(timeout)
-        self._observed = _Observed()
-        self._ctx = _python_context(
-            server=False, files=files, alpn=alpn, ecdh_curve=ecdh_curve, observed=self._observed
+        super().__init__(
+            files,
+            server_hostname=server_name,
+            alpn=alpn,
+            ecdh_curve=ecdh_curve,
+            timeout=timeout,
+            port=port,
         )
-        self._port = port
         self._data = data
-        self._server_name = server_name
 
-    def __enter__(self) -> Self:
-        self._run_thread(self._talk)
-        return self
-
-    def _talk(self) -> PeerReport:
-        raw = self._track(socket.create_connection((CLIENT_HOST, self._port), self._timeout))
-        negotiated: _Negotiated | None = None
-        received = bytearray()
-        sent_close = got_close = False
-        error: str | None = None
-        try:
-            wrapped = self._ctx.wrap_socket(
-                raw,
-                server_hostname=self._server_name,
-                suppress_ragged_eofs=False,
-                do_handshake_on_connect=False,
-            )
-            self._track(wrapped)
-            wrapped.do_handshake()
-            negotiated = _Negotiated.of(wrapped)
-            tls = wrapped
-            tls.sendall(self._data)
-            while len(received) < len(self._data):
-                chunk = tls.recv(65536)
-                if not chunk:
-                    got_close = True
-                    break
-                received += chunk
-            if not got_close:
-                tls.unwrap()  # sends close_notify, returns once the server's arrived
-                sent_close = got_close = True
-        except ssl.SSLEOFError as exc:
-            error = f"EOF without close_notify: {exc}"
-        except (OSError, ssl.SSLError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        return _python_report(
-            self.name,
-            negotiated,
-            self._observed,
-            received=bytes(received),
-            sent_close_notify=sent_close or (1, 0) in self._observed.alerts_sent,
-            received_close_notify=got_close,
-            error=error,
-        )
+    def _exchange(self, tls: ssl.SSLSocket, state: _Exchange) -> None:
+        tls.sendall(self._data)
+        while len(state.received) < len(self._data):
+            chunk = tls.recv(65536)
+            if not chunk:
+                state.got_close = True
+                break
+            state.received += chunk
+        if not state.got_close:
+            tls.unwrap()  # sends close_notify, returns once the server's arrived
+            state.sent_close = state.got_close = True
 
 
 def _pyopenssl_context(*, server: bool, files: PKIFiles, alpn: Sequence[str]) -> OpenSSLContext:
@@ -1485,34 +1484,62 @@ def _pyopenssl_call(sock: socket.socket, step: Callable[[], _T], deadline: float
                 select.select([], [sock], [], remaining)
 
 
-def _pyopenssl_report(
-    name: str,
-    conn: OpenSSLConnection | None,
-    *,
-    received: bytes,
-    sent_close_notify: bool,
-    received_close_notify: bool,
-    error: str | None,
-) -> PeerReport:
-    if conn is None:
-        return PeerReport(peer=name, handshake_ok=False, received=received, error=error)
-    suite = conn.get_cipher_name()
-    group_name = conn.get_group_name()
-    return PeerReport(
-        peer=name,
-        handshake_ok=True,
-        received=received,
-        version=conn.get_protocol_version_name(),
-        cipher_suite=_SUITES_BY_NAME.get(suite) if suite else None,
-        group=group_code(group_name) if group_name else None,
-        alpn=conn.get_alpn_proto_negotiated().decode(),
-        sent_close_notify=sent_close_notify,
-        received_close_notify=received_close_notify,
-        error=error,
-    )
+class _PyOpenSSLPeer(_ThreadPeer):
+    """pyOpenSSL on one connection: handshake, :meth:`_exchange`, report."""
+
+    def __init__(
+        self, files: PKIFiles, *, server: bool, alpn: Sequence[str], timeout: float, port: int = 0
+    ) -> None:
+        require_pyopenssl()
+        super().__init__(timeout, port)
+        self._ctx = _pyopenssl_context(server=server, files=files, alpn=alpn)
+
+    def _connection(self, raw: socket.socket) -> OpenSSLConnection:
+        raise NotImplementedError
+
+    def _exchange(
+        self, raw: socket.socket, conn: OpenSSLConnection, deadline: float, state: _Exchange
+    ) -> None:
+        raise NotImplementedError
+
+    def _converse(self) -> PeerReport:
+        from OpenSSL import SSL
+
+        raw = self._open()
+        deadline = time.monotonic() + self._timeout
+        conn = self._connection(raw)
+        state = _Exchange()
+        done: OpenSSLConnection | None = None
+        try:
+            _pyopenssl_call(raw, conn.do_handshake, deadline)
+            done = conn
+            self._exchange(raw, conn, deadline, state)
+        except (SSL.Error, OSError) as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+        if done is None:
+            return PeerReport(
+                peer=self.name,
+                handshake_ok=False,
+                received=bytes(state.received),
+                error=state.error,
+            )
+        suite = done.get_cipher_name()
+        group_name = done.get_group_name()
+        return PeerReport(
+            peer=self.name,
+            handshake_ok=True,
+            received=bytes(state.received),
+            version=done.get_protocol_version_name(),
+            cipher_suite=_SUITES_BY_NAME.get(suite) if suite else None,
+            group=group_code(group_name) if group_name else None,
+            alpn=done.get_alpn_proto_negotiated().decode(),
+            sent_close_notify=state.sent_close,
+            received_close_notify=state.got_close,
+            error=state.error,
+        )
 
 
-class PyOpenSSLServer(_ThreadPeer):
+class PyOpenSSLServer(_PyOpenSSLPeer):
     """A pyOpenSSL server (OpenSSL from the cryptography wheel) in a thread.
 
     Same behaviour as :class:`PythonSSLServer`; its OpenSSL offers and
@@ -1522,56 +1549,34 @@ class PyOpenSSLServer(_ThreadPeer):
     name = "pyopenssl server"
 
     def __init__(self, files: PKIFiles, *, alpn: Sequence[str] = (), timeout: float = 10.0):
-        require_pyopenssl()
-        super().__init__(timeout)
-        self._ctx = _pyopenssl_context(server=True, files=files, alpn=alpn)
-        self._listener = self._track(socket.create_server((CLIENT_HOST, 0)))
-        self._listener.settimeout(timeout)
-        self.port: int = self._listener.getsockname()[1]
+        super().__init__(files, server=True, alpn=alpn, timeout=timeout)
+        self.port = self._listen()
 
-    def __enter__(self) -> Self:
-        self._run_thread(self._serve)
-        return self
-
-    def _serve(self) -> PeerReport:
+    def _connection(self, raw: socket.socket) -> OpenSSLConnection:
         from OpenSSL import SSL
 
-        raw, _addr = self._listener.accept()
-        self._track(raw)
-        raw.settimeout(self._timeout)
-        deadline = time.monotonic() + self._timeout
         conn = SSL.Connection(self._ctx, raw)
         conn.set_accept_state()
-        received = bytearray()
-        done: OpenSSLConnection | None = None
-        got_close = sent_close = False
-        error = None
-        try:
-            _pyopenssl_call(raw, conn.do_handshake, deadline)
-            done = conn
-            while True:
-                try:
-                    chunk = _pyopenssl_call(raw, lambda: conn.recv(65536), deadline)
-                except SSL.ZeroReturnError:
-                    got_close = True
-                    break
-                received += chunk
-                _pyopenssl_call(raw, functools.partial(conn.sendall, chunk), deadline)
-            _pyopenssl_call(raw, conn.shutdown, deadline)
-            sent_close = True
-        except (SSL.Error, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        return _pyopenssl_report(
-            self.name,
-            done,
-            received=bytes(received),
-            sent_close_notify=sent_close,
-            received_close_notify=got_close,
-            error=error,
-        )
+        return conn
+
+    def _exchange(
+        self, raw: socket.socket, conn: OpenSSLConnection, deadline: float, state: _Exchange
+    ) -> None:
+        from OpenSSL import SSL
+
+        while True:
+            try:
+                chunk = _pyopenssl_call(raw, lambda: conn.recv(65536), deadline)
+            except SSL.ZeroReturnError:
+                state.got_close = True
+                break
+            state.received += chunk
+            _pyopenssl_call(raw, functools.partial(conn.sendall, chunk), deadline)
+        _pyopenssl_call(raw, conn.shutdown, deadline)
+        state.sent_close = True
 
 
-class PyOpenSSLClient(_ThreadPeer):
+class PyOpenSSLClient(_PyOpenSSLPeer):
     """A pyOpenSSL client in a thread; sends key shares for X25519MLKEM768 and X25519."""
 
     name = "pyopenssl client"
@@ -1586,51 +1591,33 @@ class PyOpenSSLClient(_ThreadPeer):
         alpn: Sequence[str] = (),
         timeout: float = 10.0,
     ) -> None:
-        require_pyopenssl()
-        super().__init__(timeout)
-        self._ctx = _pyopenssl_context(server=False, files=files, alpn=alpn)
-        self._port = port
+        super().__init__(files, server=False, alpn=alpn, timeout=timeout, port=port)
         self._data = data
         self._server_name = server_name
 
-    def __enter__(self) -> Self:
-        self._run_thread(self._talk)
-        return self
-
-    def _talk(self) -> PeerReport:
+    def _connection(self, raw: socket.socket) -> OpenSSLConnection:
         from OpenSSL import SSL
 
-        raw = self._track(socket.create_connection((CLIENT_HOST, self._port), self._timeout))
-        deadline = time.monotonic() + self._timeout
         conn = SSL.Connection(self._ctx, raw)
         conn.set_tlsext_host_name(self._server_name.encode())
         conn.set_connect_state()
-        received = bytearray()
-        done: OpenSSLConnection | None = None
-        got_close = sent_close = False
-        error = None
+        return conn
+
+    def _exchange(
+        self, raw: socket.socket, conn: OpenSSLConnection, deadline: float, state: _Exchange
+    ) -> None:
+        from OpenSSL import SSL
+
         try:
-            _pyopenssl_call(raw, conn.do_handshake, deadline)
-            done = conn
             _pyopenssl_call(raw, lambda: conn.sendall(self._data), deadline)
-            while len(received) < len(self._data):
-                received += _pyopenssl_call(raw, lambda: conn.recv(65536), deadline)
+            while len(state.received) < len(self._data):
+                state.received += _pyopenssl_call(raw, lambda: conn.recv(65536), deadline)
             _pyopenssl_call(raw, conn.shutdown, deadline)
-            sent_close = True
+            state.sent_close = True
             while True:  # until the server's close_notify
                 _pyopenssl_call(raw, lambda: conn.recv(65536), deadline)
         except SSL.ZeroReturnError:
-            got_close = True
-        except (SSL.Error, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        return _pyopenssl_report(
-            self.name,
-            done,
-            received=bytes(received),
-            sent_close_notify=sent_close,
-            received_close_notify=got_close,
-            error=error,
-        )
+            state.got_close = True
 
 
 # --------------------------------------------------------------------------- #

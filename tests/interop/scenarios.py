@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, Protocol
 
+import pytest
 from typing_extensions import Self
 
 from tests.interop.driver import EngineResult
@@ -42,9 +43,12 @@ from triotls.engine.enums import CipherSuite, NamedGroup, SignatureScheme
 
 __all__ = [
     "ALPN",
+    "ALPN_CASES",
     "BULK_PAYLOAD",
+    "GROUPS",
     "PAYLOAD",
     "SCHEMES_FOR_KIND",
+    "SUITES",
     "TIMEOUT",
     "ClientKind",
     "ServerKind",
@@ -65,6 +69,21 @@ PAYLOAD: Final = b"Q\r\nhello from triotls\n" + bytes(range(1, 256)) + b"K\n"
 BULK_PAYLOAD: Final = b"".join(b"%07d " % i + b"x" * 91 + b"\n" for i in range(1200))
 
 ALPN: Final = ("h2", "http/1.1")
+
+# The suites and groups every peer here supports.
+SUITES: Final = (
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+)
+GROUPS: Final = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1)
+
+# "alpn_case": (what the server accepts, what must be negotiated) when the
+# client offers ALPN.
+ALPN_CASES: Final = [
+    pytest.param((ALPN, "h2"), id="both-offer-h2"),
+    pytest.param((("http/1.1",), "http/1.1"), id="server-only-http1.1"),
+]
 
 # What a server holding each key type signs with in TLS 1.3 (RFC 8446 §4.2.3:
 # RSA keys sign with RSA-PSS; a peer may pick any hash it and we allow).

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.driver import run_client
-from tests.interop.peers import CLIENT_HOST
+from tests.interop.driver import EngineResult, run_client
+from tests.interop.peers import CLIENT_HOST, PeerReport
 from tests.interop.scenarios import (
     ALPN,
+    ALPN_CASES,
     BULK_PAYLOAD,
+    GROUPS,
     PAYLOAD,
     SCHEMES_FOR_KIND,
+    SUITES,
     TIMEOUT,
     ServerKind,
     assert_exchange,
@@ -26,17 +29,45 @@ from tests.interop.scenarios import (
     make_server,
 )
 from tests.support.certs import PKIFiles, TestPKI
+from triotls.config import ClientConfig
 from triotls.engine.enums import CipherSuite, NamedGroup
 
 pytestmark = pytest.mark.interop
 
 SERVERS: list[ServerKind] = ["python-ssl", "openssl", "gnutls"]
-SUITES = [
-    CipherSuite.TLS_AES_128_GCM_SHA256,
-    CipherSuite.TLS_AES_256_GCM_SHA384,
-    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
-]
-GROUPS = [NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1]
+
+
+def converse(
+    server: ServerKind,
+    config: ClientConfig,
+    pki_files: PKIFiles,
+    tmp_path: Path,
+    *,
+    data: bytes = PAYLOAD,
+    key_update: bool = False,
+    server_alpn: tuple[str, ...] = ALPN,
+    server_group: NamedGroup | None = None,
+    request_client_cert: bool = False,
+) -> tuple[EngineResult, PeerReport]:
+    """Run our client against one ``server`` and check it with ``assert_exchange``.
+
+    The check runs while the peer is still being managed, so a failure prints
+    the peer's output.
+    """
+    with make_server(
+        server,
+        pki_files,
+        tmp_path,
+        alpn=server_alpn,
+        group=server_group,
+        request_client_cert=request_client_cert,
+    ) as peer:
+        result = run_client(
+            CLIENT_HOST, peer.port, config, "localhost", data, True, TIMEOUT, key_update=key_update
+        )
+        report = peer.finish()
+        assert_exchange(result, report, payload=data)
+        return result, report
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
@@ -45,12 +76,9 @@ def test_client_negotiates_cipher_suite(
     server: ServerKind, suite: CipherSuite, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki, cipher_suites=[suite])
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        assert result.negotiated is not None
-        assert result.negotiated.cipher_suite == suite
+    result, _report = converse(server, config, pki_files, tmp_path)
+    assert result.negotiated is not None
+    assert result.negotiated.cipher_suite == suite
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.name)
@@ -59,13 +87,10 @@ def test_client_negotiates_group(
     server: ServerKind, group: NamedGroup, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki, groups=[group])
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        assert result.negotiated is not None
-        assert result.negotiated.group == group
-        assert not result.hello_retry
+    result, _report = converse(server, config, pki_files, tmp_path)
+    assert result.negotiated is not None
+    assert result.negotiated.group == group
+    assert not result.hello_retry
 
 
 @pytest.mark.parametrize("pki", ["ecdsa-p256", "rsa-2048", "ed25519", "ecdsa-p384"], indirect=True)
@@ -74,23 +99,16 @@ def test_client_verifies_server_certificate(
     server: ServerKind, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki)
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        negotiated = result.negotiated
-        assert negotiated is not None
-        assert negotiated.peer_certificates[0] == pki.leaf
-        assert negotiated.signature_scheme in SCHEMES_FOR_KIND[pki.kind]
-        if report.signature_scheme is not None:
-            assert report.signature_scheme in SCHEMES_FOR_KIND[pki.kind]
+    result, report = converse(server, config, pki_files, tmp_path)
+    negotiated = result.negotiated
+    assert negotiated is not None
+    assert negotiated.peer_certificates[0] == pki.leaf
+    assert negotiated.signature_scheme in SCHEMES_FOR_KIND[pki.kind]
+    if report.signature_scheme is not None:
+        assert report.signature_scheme in SCHEMES_FOR_KIND[pki.kind]
 
 
-@pytest.mark.parametrize(
-    "alpn_case",
-    [(ALPN, "h2"), (("http/1.1",), "http/1.1")],
-    ids=["both-offer-h2", "server-only-http1.1"],
-)
+@pytest.mark.parametrize("alpn_case", ALPN_CASES)
 @pytest.mark.parametrize("server", SERVERS)
 def test_client_negotiates_alpn(
     server: ServerKind,
@@ -101,13 +119,10 @@ def test_client_negotiates_alpn(
 ) -> None:
     server_alpn, expected = alpn_case
     config = client_config(pki, alpn=ALPN)
-    with make_server(server, pki_files, tmp_path, alpn=server_alpn) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        assert result.negotiated is not None
-        assert result.negotiated.alpn_protocol == expected
-        assert report.alpn == expected
+    result, report = converse(server, config, pki_files, tmp_path, server_alpn=server_alpn)
+    assert result.negotiated is not None
+    assert result.negotiated.alpn_protocol == expected
+    assert report.alpn == expected
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -119,18 +134,17 @@ def test_client_retries_hello_for_server_only_group(
     config = client_config(
         pki, groups=[NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1]
     )
-    with make_server(server, pki_files, tmp_path, group=NamedGroup.SECP384R1) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        first, second = result.client_hellos()
-        assert first.key_share_groups == (NamedGroup.X25519,)
-        assert second.key_share_groups == (NamedGroup.SECP384R1,)
-        hrr, _hello = result.server_hellos()
-        assert hrr.is_hello_retry_request and hrr.group == NamedGroup.SECP384R1
-        assert result.negotiated is not None
-        assert result.negotiated.group == NamedGroup.SECP384R1
-        assert report.hello_retry in (None, True)
+    result, report = converse(
+        server, config, pki_files, tmp_path, server_group=NamedGroup.SECP384R1
+    )
+    first, second = result.client_hellos()
+    assert first.key_share_groups == (NamedGroup.X25519,)
+    assert second.key_share_groups == (NamedGroup.SECP384R1,)
+    hrr, _hello = result.server_hellos()
+    assert hrr.is_hello_retry_request and hrr.group == NamedGroup.SECP384R1
+    assert result.negotiated is not None
+    assert result.negotiated.group == NamedGroup.SECP384R1
+    assert report.hello_retry in (None, True)
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -140,26 +154,20 @@ def test_client_default_config_uses_classical_share_with_classical_server(
     # OpenSSL 3.0, GnuTLS 3.7 and Python's ssl know no ML-KEM; our default
     # key shares (X25519MLKEM768, X25519) must still avoid a retry.
     config = client_config(pki)
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        assert result.negotiated is not None
-        assert result.negotiated.group == NamedGroup.X25519
-        assert not result.hello_retry
+    result, _report = converse(server, config, pki_files, tmp_path)
+    assert result.negotiated is not None
+    assert result.negotiated.group == NamedGroup.X25519
+    assert not result.hello_retry
 
 
 def test_client_negotiates_x25519mlkem768_with_pyopenssl_server(
     pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki)
-    with make_server("pyopenssl", pki_files, tmp_path) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        assert result.negotiated is not None
-        assert result.negotiated.group == NamedGroup.X25519MLKEM768
-        assert report.group == NamedGroup.X25519MLKEM768
+    result, report = converse("pyopenssl", config, pki_files, tmp_path)
+    assert result.negotiated is not None
+    assert result.negotiated.group == NamedGroup.X25519MLKEM768
+    assert report.group == NamedGroup.X25519MLKEM768
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -167,12 +175,7 @@ def test_client_exchanges_bulk_data(
     server: ServerKind, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki)
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(
-            CLIENT_HOST, peer.port, config, "localhost", BULK_PAYLOAD, True, TIMEOUT
-        )
-        report = peer.finish()
-        assert_exchange(result, report, payload=BULK_PAYLOAD)
+    converse(server, config, pki_files, tmp_path, data=BULK_PAYLOAD)
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -180,14 +183,9 @@ def test_client_key_update_is_answered(
     server: ServerKind, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     config = client_config(pki)
-    with make_server(server, pki_files, tmp_path) as peer:
-        result = run_client(
-            CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT, key_update=True
-        )
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
-        # update_requested obliges the peer to update its own keys (RFC 8446 §4.6.3).
-        assert result.key_updates_received >= 1, result.events
+    result, _report = converse(server, config, pki_files, tmp_path, key_update=True)
+    # update_requested obliges the peer to update its own keys (RFC 8446 §4.6.3).
+    assert result.key_updates_received >= 1, result.events
 
 
 @pytest.mark.parametrize("server", ["openssl", "gnutls"])
@@ -197,7 +195,4 @@ def test_client_answers_certificate_request_without_certificate(
     # Both servers request a certificate but do not require one: an empty
     # Certificate message must do (RFC 8446 §4.4.2.4).
     config = client_config(pki)
-    with make_server(server, pki_files, tmp_path, request_client_cert=True) as peer:
-        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
-        report = peer.finish()
-        assert_exchange(result, report, payload=PAYLOAD)
+    converse(server, config, pki_files, tmp_path, request_client_cert=True)

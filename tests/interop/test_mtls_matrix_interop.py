@@ -30,24 +30,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import pytest
 
 from tests.interop.client_auth_support import (
     ClientPKI,
     EngineSocket,
-    make_client_pki,
+    PeerClientKind,
     open_engine_client,
-    open_engine_server,
     received_certificate_subjects,
+    serve_peer_client,
 )
-from tests.interop.driver import open_listener
 from tests.interop.peers import (
-    CLIENT_HOST,
-    GnuTLSClient,
     GnuTLSServer,
-    OpenSSLClient,
     OpenSSLServer,
     PeerReport,
 )
@@ -63,20 +59,6 @@ TIMEOUT: Final = 5.0
 # A line: gnutls-serv --echo answers whole lines only.
 MESSAGE: Final = b"mutual TLS matrix\n"
 FATAL: Final = 2
-
-PeerKind = Literal["openssl", "gnutls"]
-
-
-@pytest.fixture(scope="module")
-def client_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
-    """The client certificate the servers trust."""
-    return make_client_pki(tmp_path_factory.mktemp("mtls-client"), "mtls")
-
-
-@pytest.fixture(scope="module")
-def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
-    """A client certificate from a CA no server here trusts."""
-    return make_client_pki(tmp_path_factory.mktemp("mtls-rogue"), "rogue")
 
 
 # --------------------------------------------------------------------------- #
@@ -99,47 +81,43 @@ def _server_config(pki: TestPKI, client_pki: ClientPKI, client_auth: ClientAuth)
 
 
 def _serve_peer_client(
-    peer: PeerKind,
+    peer: PeerClientKind,
     config: ServerConfig,
     pki_files: PKIFiles,
     workdir: Path,
     certificate: ClientPKI | None,
 ) -> _Served:
     """Our server echoes MESSAGE for one s_client/gnutls-cli connection."""
-    error: TLSError | None = None
-    with open_listener(CLIENT_HOST) as listener:
-        port = listener.getsockname()[1]
-        client: OpenSSLClient | GnuTLSClient
-        if peer == "openssl":
-            extra = [] if certificate is None else ["-cert", str(certificate.chain)]
-            extra += [] if certificate is None else ["-key", str(certificate.key)]
-            client = OpenSSLClient(
-                pki_files.ca, port, workdir=workdir, data=MESSAGE, extra_args=extra, timeout=TIMEOUT
-            )
-        else:
-            extra = [] if certificate is None else ["--x509certfile", str(certificate.chain)]
-            extra += [] if certificate is None else ["--x509keyfile", str(certificate.key)]
-            client = GnuTLSClient(
-                pki_files.ca, port, workdir=workdir, data=MESSAGE, extra_args=extra, timeout=TIMEOUT
-            )
-        with client:
-            with open_engine_server(listener, config, timeout=TIMEOUT) as server:
-                try:
-                    server.handshake()
-                    # s_client waits for our close_notify; gnutls-cli sends its
-                    # own first and leaves without answering if ours comes first.
-                    server.echo(until=len(MESSAGE) if peer == "openssl" else None)
-                    server.close()
-                except TLSError as exc:
-                    error = exc
-            # After our socket closed: s_client lingers for the TCP FIN.
-            report = client.finish()
+
+    def converse(
+        server: EngineSocket[ServerConnection],
+    ) -> tuple[EngineSocket[ServerConnection], TLSError | None]:
+        try:
+            server.handshake()
+            # s_client waits for our close_notify; gnutls-cli sends its
+            # own first and leaves without answering if ours comes first.
+            server.echo(until=len(MESSAGE) if peer == "openssl" else None)
+            server.close()
+        except TLSError as exc:
+            return server, exc
+        return server, None
+
+    (server, error), report = serve_peer_client(
+        peer,
+        config,
+        pki_files,
+        workdir,
+        converse,
+        data=MESSAGE,
+        certificate=certificate,
+        timeout=TIMEOUT,
+    )
     return _Served(server=server, error=error, report=report)
 
 
 @pytest.mark.parametrize("peer", ["openssl", "gnutls"])
 def test_optional_client_auth_verifies_a_peer_client_certificate(
-    peer: PeerKind, pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
+    peer: PeerClientKind, pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
     config = _server_config(pki, client_pki, "optional")
     served = _serve_peer_client(peer, config, pki_files, tmp_path, client_pki)
@@ -155,7 +133,7 @@ def test_optional_client_auth_verifies_a_peer_client_certificate(
 
 @pytest.mark.parametrize("peer", ["openssl", "gnutls"])
 def test_optional_client_auth_admits_a_peer_client_without_a_certificate(
-    peer: PeerKind, pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
+    peer: PeerClientKind, pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
     config = _server_config(pki, client_pki, "optional")
     served = _serve_peer_client(peer, config, pki_files, tmp_path, None)
@@ -171,7 +149,7 @@ def test_optional_client_auth_admits_a_peer_client_without_a_certificate(
 @pytest.mark.parametrize("client_auth", ["required", "optional"])
 @pytest.mark.parametrize("peer", ["openssl", "gnutls"])
 def test_our_server_refuses_an_untrusted_peer_client_certificate_with_unknown_ca(  # noqa: PLR0917  # fixtures
-    peer: PeerKind,
+    peer: PeerClientKind,
     client_auth: ClientAuth,
     pki: TestPKI,
     pki_files: PKIFiles,

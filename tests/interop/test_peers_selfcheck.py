@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -28,6 +29,7 @@ from tests.interop.peers import (
     PythonSSLServer,
     gnutls_priority,
 )
+from tests.interop.scenarios import Peer, ServerPeer
 from tests.interop.wire import HELLO_RETRY_REQUEST_RANDOM, client_hellos, server_hellos
 from tests.support.certs import KEY_KINDS, PKIFiles, TestPKI
 
@@ -58,6 +60,18 @@ SCHEME_FOR_KIND: Final = {
 }
 
 
+@contextlib.contextmanager
+def _echo(
+    server: ServerPeer, client: Callable[[int], Peer]
+) -> Iterator[tuple[PeerReport, PeerReport]]:
+    """Start ``server``, then ``client(port)``; yield their reports (client's first).
+
+    Check the reports inside the ``with``: a failure then prints both peers' output.
+    """
+    with server, client(server.port) as talking:
+        yield talking.finish(), server.finish()
+
+
 def assert_clean(report: PeerReport, *, received: bytes | None) -> None:
     """The peer completed the handshake, got ``received`` and saw no error."""
     assert report.handshake_ok, f"{report.peer}: handshake failed: {report.error}"
@@ -74,12 +88,10 @@ def assert_clean(report: PeerReport, *, received: bytes | None) -> None:
 def test_python_client_echoes_through_openssl_server(
     pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        OpenSSLServer(pki_files, workdir=tmp_path, alpn=["h2", "http/1.1"]) as server,
-        PythonSSLClient(pki_files, server.port, data=PAYLOAD, alpn=["h2", "http/1.1"]) as client,
-    ):
-        mine = client.finish()
-        theirs = server.finish()
+    with _echo(
+        OpenSSLServer(pki_files, workdir=tmp_path, alpn=["h2", "http/1.1"]),
+        lambda port: PythonSSLClient(pki_files, port, data=PAYLOAD, alpn=["h2", "http/1.1"]),
+    ) as (mine, theirs):
         assert_clean(mine, received=PAYLOAD)
         assert_clean(theirs, received=PAYLOAD)
         assert theirs.returncode == 0
@@ -96,12 +108,10 @@ def test_python_client_echoes_through_openssl_server(
 def test_python_client_echoes_through_gnutls_server(
     pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        GnuTLSServer(pki_files, workdir=tmp_path, alpn=["h2", "http/1.1"]) as server,
-        PythonSSLClient(pki_files, server.port, data=PAYLOAD, alpn=["h2", "http/1.1"]) as client,
-    ):
-        mine = client.finish()
-        theirs = server.finish()
+    with _echo(
+        GnuTLSServer(pki_files, workdir=tmp_path, alpn=["h2", "http/1.1"]),
+        lambda port: PythonSSLClient(pki_files, port, data=PAYLOAD, alpn=["h2", "http/1.1"]),
+    ) as (mine, theirs):
         assert_clean(mine, received=PAYLOAD)
         assert_clean(theirs, received=None)
         assert (mine.alpn, theirs.alpn) == ("h2", "h2")
@@ -117,19 +127,17 @@ def test_python_client_echoes_through_gnutls_server(
 def test_openssl_client_echoes_through_python_server(
     pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        PythonSSLServer(pki_files, alpn=["http/1.1", "h2"]) as server,
-        OpenSSLClient(
+    with _echo(
+        PythonSSLServer(pki_files, alpn=["http/1.1", "h2"]),
+        lambda port: OpenSSLClient(
             pki_files.ca,
-            server.port,
+            port,
             workdir=tmp_path,
             data=PAYLOAD,
             alpn=["h2", "http/1.1"],
             close="client",
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.returncode == 0
@@ -145,14 +153,12 @@ def test_openssl_client_echoes_through_python_server(
 def test_gnutls_client_echoes_through_python_server(
     pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        PythonSSLServer(pki_files, alpn=["h2", "http/1.1"]) as server,
-        GnuTLSClient(
-            pki_files.ca, server.port, workdir=tmp_path, data=PAYLOAD, alpn=["h2", "http/1.1"]
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+    with _echo(
+        PythonSSLServer(pki_files, alpn=["h2", "http/1.1"]),
+        lambda port: GnuTLSClient(
+            pki_files.ca, port, workdir=tmp_path, data=PAYLOAD, alpn=["h2", "http/1.1"]
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.returncode == 0
@@ -167,28 +173,24 @@ def test_gnutls_client_echoes_through_python_server(
 def test_gnutls_server_sees_openssl_client_close_notify(
     pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        GnuTLSServer(pki_files, workdir=tmp_path) as server,
-        OpenSSLClient(
-            pki_files.ca, server.port, workdir=tmp_path, data=PAYLOAD, close="client"
-        ) as client,
-    ):
-        theirs = client.finish()
+    with _echo(
+        GnuTLSServer(pki_files, workdir=tmp_path),
+        lambda port: OpenSSLClient(
+            pki_files.ca, port, workdir=tmp_path, data=PAYLOAD, close="client"
+        ),
+    ) as (theirs, report):
         assert_clean(theirs, received=PAYLOAD)
         assert theirs.sent_close_notify
-        report = server.finish()
         assert report.received_close_notify
 
 
 def test_openssl_client_answers_server_initiated_close(pki_files: PKIFiles, tmp_path: Path) -> None:
-    with (
-        PythonSSLServer(pki_files, close_after=len(PAYLOAD)) as server,
-        OpenSSLClient(
-            pki_files.ca, server.port, workdir=tmp_path, data=PAYLOAD, close="server"
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+    with _echo(
+        PythonSSLServer(pki_files, close_after=len(PAYLOAD)),
+        lambda port: OpenSSLClient(
+            pki_files.ca, port, workdir=tmp_path, data=PAYLOAD, close="server"
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.returncode == 0
@@ -200,14 +202,12 @@ def test_openssl_client_answers_server_initiated_close(pki_files: PKIFiles, tmp_
 def test_openssl_server_answers_close_notify_after_client_left(
     pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        OpenSSLServer(pki_files, workdir=tmp_path) as server,
-        OpenSSLClient(
-            pki_files.ca, server.port, workdir=tmp_path, data=PAYLOAD, close="client"
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+    with _echo(
+        OpenSSLServer(pki_files, workdir=tmp_path),
+        lambda port: OpenSSLClient(
+            pki_files.ca, port, workdir=tmp_path, data=PAYLOAD, close="client"
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.sent_close_notify and mine.received_close_notify
@@ -219,19 +219,17 @@ def test_openssl_client_gets_hello_retry_from_python_server(
 ) -> None:
     # s_client sends a key share for its first group only (X25519); the server
     # accepts only P-384, which the client lists: RFC 8446 §4.1.4 retry.
-    with (
-        PythonSSLServer(pki_files, ecdh_curve="secp384r1") as server,
-        OpenSSLClient(
+    with _echo(
+        PythonSSLServer(pki_files, ecdh_curve="secp384r1"),
+        lambda port: OpenSSLClient(
             pki_files.ca,
-            server.port,
+            port,
             workdir=tmp_path,
             data=PAYLOAD,
             groups=["X25519", "P-384"],
             close="client",
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.hello_retry is True and mine.hello_retry is True
@@ -241,19 +239,17 @@ def test_openssl_client_gets_hello_retry_from_python_server(
 def test_gnutls_client_gets_hello_retry_from_openssl_server(
     pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        OpenSSLServer(pki_files, workdir=tmp_path, groups=["P-384"]) as server,
-        GnuTLSClient(
+    with _echo(
+        OpenSSLServer(pki_files, workdir=tmp_path, groups=["P-384"]),
+        lambda port: GnuTLSClient(
             pki_files.ca,
-            server.port,
+            port,
             workdir=tmp_path,
             data=PAYLOAD,
             priority=gnutls_priority(groups=["X25519", "SECP384R1"]),
             single_key_share=True,
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.hello_retry is True and mine.hello_retry is True
@@ -271,18 +267,16 @@ def test_gnutls_client_gets_hello_retry_from_openssl_server(
 def test_cipher_suite_restriction_is_reported_by_both_tools(
     openssl_name: str, gnutls_name: str, code: int, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        OpenSSLServer(pki_files, workdir=tmp_path, ciphersuites=[openssl_name]) as server,
-        GnuTLSClient(
+    with _echo(
+        OpenSSLServer(pki_files, workdir=tmp_path, ciphersuites=[openssl_name]),
+        lambda port: GnuTLSClient(
             pki_files.ca,
-            server.port,
+            port,
             workdir=tmp_path,
             data=PAYLOAD,
             priority=gnutls_priority(ciphers=[gnutls_name]),
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert theirs.cipher_suite == mine.cipher_suite == code
 
@@ -298,21 +292,17 @@ def test_cipher_suite_restriction_is_reported_by_both_tools(
 def test_group_restriction_is_reported_by_both_tools(
     openssl_name: str, gnutls_name: str, code: int, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        GnuTLSServer(
-            pki_files, workdir=tmp_path, priority=gnutls_priority(groups=[gnutls_name])
-        ) as server,
-        OpenSSLClient(
+    with _echo(
+        GnuTLSServer(pki_files, workdir=tmp_path, priority=gnutls_priority(groups=[gnutls_name])),
+        lambda port: OpenSSLClient(
             pki_files.ca,
-            server.port,
+            port,
             workdir=tmp_path,
             data=PAYLOAD,
             groups=[openssl_name],
             close="client",
-        ) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+        ),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert mine.handshake_ok
         assert theirs.group == mine.group == code
@@ -320,12 +310,10 @@ def test_group_restriction_is_reported_by_both_tools(
 
 
 def test_pyopenssl_peers_negotiate_x25519mlkem768(pki_files: PKIFiles) -> None:
-    with (
-        PyOpenSSLServer(pki_files, alpn=["h2"]) as server,
-        PyOpenSSLClient(pki_files, server.port, data=PAYLOAD, alpn=["h2"]) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+    with _echo(
+        PyOpenSSLServer(pki_files, alpn=["h2"]),
+        lambda port: PyOpenSSLClient(pki_files, port, data=PAYLOAD, alpn=["h2"]),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert_clean(mine, received=PAYLOAD)
         assert theirs.group == mine.group == X25519MLKEM768
@@ -336,12 +324,10 @@ def test_pyopenssl_peers_negotiate_x25519mlkem768(pki_files: PKIFiles) -> None:
 def test_pyopenssl_client_falls_back_to_x25519_with_openssl_3_0(
     pki_files: PKIFiles, tmp_path: Path
 ) -> None:
-    with (
-        OpenSSLServer(pki_files, workdir=tmp_path) as server,
-        PyOpenSSLClient(pki_files, server.port, data=PAYLOAD) as client,
-    ):
-        theirs = client.finish()
-        mine = server.finish()
+    with _echo(
+        OpenSSLServer(pki_files, workdir=tmp_path),
+        lambda port: PyOpenSSLClient(pki_files, port, data=PAYLOAD),
+    ) as (theirs, mine):
         assert_clean(theirs, received=PAYLOAD)
         assert theirs.group == mine.group == X25519
         assert mine.hello_retry is False

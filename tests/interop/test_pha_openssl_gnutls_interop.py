@@ -46,15 +46,13 @@ import trio
 from tests.interop.client_auth_support import (
     ClientPKI,
     EngineSocket,
-    make_client_pki,
+    PeerClientKind,
     open_engine_client,
-    open_engine_server,
     received_certificate_subjects,
+    serve_peer_client,
 )
-from tests.interop.driver import open_listener
 from tests.interop.peers import (
     CLIENT_HOST,
-    GnuTLSClient,
     GnuTLSServer,
     OpenSSLClient,
     OpenSSLServer,
@@ -73,18 +71,6 @@ TIMEOUT: Final = 5.0
 # A line: gnutls-serv --echo answers whole lines only.
 MESSAGE: Final = b"after the request\n"
 FATAL: Final = 2
-
-
-@pytest.fixture(scope="module")
-def client_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
-    """The client certificate the servers trust."""
-    return make_client_pki(tmp_path_factory.mktemp("pha-client"), "pha")
-
-
-@pytest.fixture(scope="module")
-def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> ClientPKI:
-    """A client certificate from a CA no server here trusts."""
-    return make_client_pki(tmp_path_factory.mktemp("pha-rogue"), "rogue")
 
 
 def _server_config(pki: TestPKI, client_pki: ClientPKI) -> ServerConfig:
@@ -127,42 +113,32 @@ def _request_and_echo(
     return answer
 
 
-def _ask_openssl_s_client(
-    config: ServerConfig, pki_files: PKIFiles, workdir: Path, *extra: str
-) -> tuple[events.ClientCertificateReceived, PeerReport]:
-    with open_listener(CLIENT_HOST) as listener:
-        port = listener.getsockname()[1]
-        with OpenSSLClient(
-            pki_files.ca,
-            port,
-            workdir=workdir,
-            data=MESSAGE,
-            extra_args=["-enable_pha", *extra],
-            timeout=TIMEOUT,
-        ) as client:
-            with open_engine_server(listener, config, timeout=TIMEOUT) as server:
-                answer = _request_and_echo(server, close_first=True)
-            report = client.finish()
-    assert report.received == MESSAGE, report.log
-    return answer, report
+# The flag that makes each client offer post_handshake_auth.
+_ENABLE_PHA: Final[dict[PeerClientKind, str]] = {
+    "openssl": "-enable_pha",
+    "gnutls": "--post-handshake-auth",
+}
 
 
-def _ask_gnutls_cli(
-    config: ServerConfig, pki_files: PKIFiles, workdir: Path, *extra: str
+def _ask(
+    kind: PeerClientKind,
+    config: ServerConfig,
+    pki_files: PKIFiles,
+    workdir: Path,
+    certificate: ClientPKI | None,
 ) -> tuple[events.ClientCertificateReceived, PeerReport]:
-    with open_listener(CLIENT_HOST) as listener:
-        port = listener.getsockname()[1]
-        with GnuTLSClient(
-            pki_files.ca,
-            port,
-            workdir=workdir,
-            data=MESSAGE,
-            extra_args=["--post-handshake-auth", *extra],
-            timeout=TIMEOUT,
-        ) as client:
-            with open_engine_server(listener, config, timeout=TIMEOUT) as server:
-                answer = _request_and_echo(server, close_first=False)
-            report = client.finish()
+    """Our server asks an s_client/gnutls-cli for a certificate after the handshake."""
+    answer, report = serve_peer_client(
+        kind,
+        config,
+        pki_files,
+        workdir,
+        lambda server: _request_and_echo(server, close_first=kind == "openssl"),
+        data=MESSAGE,
+        certificate=certificate,
+        extra=[_ENABLE_PHA[kind]],
+        timeout=TIMEOUT,
+    )
     assert report.received == MESSAGE, report.log
     assert report.returncode == 0, report.log
     return answer, report
@@ -175,55 +151,52 @@ def _ask_gnutls_cli(
 def test_our_server_gets_openssl_s_client_certificate_after_the_handshake(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    answer, report = _ask_openssl_s_client(
-        _server_config(pki, client_pki),
-        pki_files,
-        tmp_path,
-        "-cert", str(client_pki.chain), "-key", str(client_pki.key),
-    )  # fmt: skip
+    answer, _report = _ask(
+        "openssl", _server_config(pki, client_pki), pki_files, tmp_path, client_pki
+    )
     assert answer.peer_certificates[0] == client_pki.certified.chain[0]
     assert answer.verification is not None
     assert answer.verification.is_valid
-    assert report.returncode == 0, report.log
 
 
 def test_our_server_hears_openssl_s_client_decline_without_a_certificate(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    answer, report = _ask_openssl_s_client(_server_config(pki, client_pki), pki_files, tmp_path)
+    config = _server_config(pki, client_pki)
+    answer, _report = _ask("openssl", config, pki_files, tmp_path, None)
     assert answer == events.ClientCertificateReceived(peer_certificates=(), verification=None)
-    assert report.returncode == 0, report.log
 
 
 def test_our_server_refuses_untrusted_openssl_s_client_certificate_after_the_handshake(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, rogue_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    extra = ["-enable_pha", "-cert", str(rogue_pki.chain), "-key", str(rogue_pki.key)]
-    with open_listener(CLIENT_HOST) as listener:
-        port = listener.getsockname()[1]
-        with OpenSSLClient(
-            pki_files.ca, port, workdir=tmp_path, data=MESSAGE, extra_args=extra, timeout=TIMEOUT
-        ) as client:
-            config = _server_config(pki, client_pki)
-            with (
-                open_engine_server(listener, config, timeout=TIMEOUT) as server,
-                pytest.raises(CertificateVerificationError) as failure,
-            ):
-                _request_and_echo(server, close_first=True)
-            report = client.finish()
-    assert failure.value.sent_alert == AlertDescription.UNKNOWN_CA
+
+    def refuse(server: EngineSocket[ServerConnection]) -> CertificateVerificationError:
+        with pytest.raises(CertificateVerificationError) as failure:
+            _request_and_echo(server, close_first=True)
+        return failure.value
+
+    error, report = serve_peer_client(
+        "openssl",
+        _server_config(pki, client_pki),
+        pki_files,
+        tmp_path,
+        refuse,
+        data=MESSAGE,
+        certificate=rogue_pki,
+        extra=[_ENABLE_PHA["openssl"]],
+        timeout=TIMEOUT,
+    )
+    assert error.sent_alert == AlertDescription.UNKNOWN_CA
     assert (FATAL, AlertDescription.UNKNOWN_CA) in report.alerts_received, report.log
 
 
 def test_our_server_gets_gnutls_cli_certificate_after_the_handshake(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    answer, report = _ask_gnutls_cli(
-        _server_config(pki, client_pki),
-        pki_files,
-        tmp_path,
-        "--x509certfile", str(client_pki.chain), "--x509keyfile", str(client_pki.key),
-    )  # fmt: skip
+    answer, report = _ask(
+        "gnutls", _server_config(pki, client_pki), pki_files, tmp_path, client_pki
+    )
     assert answer.peer_certificates[0] == client_pki.certified.chain[0]
     assert answer.verification is not None
     assert answer.verification.is_valid
@@ -234,7 +207,8 @@ def test_our_server_gets_gnutls_cli_certificate_after_the_handshake(
 def test_our_server_hears_gnutls_cli_decline_without_a_certificate(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    answer, report = _ask_gnutls_cli(_server_config(pki, client_pki), pki_files, tmp_path)
+    config = _server_config(pki, client_pki)
+    answer, report = _ask("gnutls", config, pki_files, tmp_path, None)
     assert answer == events.ClientCertificateReceived(peer_certificates=(), verification=None)
     assert "*** Re-auth was performed." in report.log
 
@@ -407,36 +381,40 @@ def test_our_client_answers_gnutls_serv_request_with_its_certificate(
     assert "CERTIFICATE VERIFY (15) was received" in answer, answer
 
 
-def test_gnutls_serv_refuses_our_client_declining_its_request(
-    pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
-) -> None:
-    # With --disable-client-cert, gnutls-serv's **REAUTH** requires a certificate.
-    config = _client_config(pki, None)
-    with _gnutls_serv(pki_files, tmp_path, client_pki.ca) as server:
+def _refused_by_gnutls_serv(
+    pki: TestPKI, pki_files: PKIFiles, client_ca: Path, workdir: Path, certificate: ClientPKI | None
+) -> tuple[AlertReceived, EngineSocket[ClientConnection], PeerReport]:
+    """gnutls-serv asks our client (presenting ``certificate``), which hears a refusal."""
+    config = _client_config(pki, certificate)
+    with _gnutls_serv(pki_files, workdir, client_ca) as server:
         with open_engine_client(server.port, config, timeout=TIMEOUT) as client:
             _ask_via_gnutls_serv(client)
             with pytest.raises(AlertReceived) as failure:
                 client.wait_for(lambda: False, "gnutls-serv's alert arrived")
         report = server.finish()
+    return failure.value, client, report
+
+
+def test_gnutls_serv_refuses_our_client_declining_its_request(
+    pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, tmp_path: Path
+) -> None:
+    # With --disable-client-cert, gnutls-serv's **REAUTH** requires a certificate.
+    alert, client, report = _refused_by_gnutls_serv(pki, pki_files, client_pki.ca, tmp_path, None)
     assert client.first(events.CertificateRequested) == events.CertificateRequested(
         certificate_sent=False
     )
-    assert failure.value.description == AlertDescription.CERTIFICATE_REQUIRED
+    assert alert.description == AlertDescription.CERTIFICATE_REQUIRED
     assert (FATAL, AlertDescription.CERTIFICATE_REQUIRED) in report.alerts_sent, report.log
 
 
 def test_gnutls_serv_refuses_our_untrusted_certificate_after_the_handshake(
     pki: TestPKI, pki_files: PKIFiles, client_pki: ClientPKI, rogue_pki: ClientPKI, tmp_path: Path
 ) -> None:
-    config = _client_config(pki, rogue_pki)
-    with _gnutls_serv(pki_files, tmp_path, client_pki.ca) as server:
-        with open_engine_client(server.port, config, timeout=TIMEOUT) as client:
-            _ask_via_gnutls_serv(client)
-            with pytest.raises(AlertReceived) as failure:
-                client.wait_for(lambda: False, "gnutls-serv's alert arrived")
-        report = server.finish()
+    alert, client, report = _refused_by_gnutls_serv(
+        pki, pki_files, client_pki.ca, tmp_path, rogue_pki
+    )
     assert client.first(events.CertificateRequested) == events.CertificateRequested(
         certificate_sent=True
     )
-    assert failure.value.description == AlertDescription.ACCESS_DENIED
+    assert alert.description == AlertDescription.ACCESS_DENIED
     assert (FATAL, AlertDescription.ACCESS_DENIED) in report.alerts_sent, report.log

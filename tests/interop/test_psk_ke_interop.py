@@ -27,12 +27,7 @@ socket operation has a deadline.
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -40,18 +35,23 @@ import pytest
 
 from tests.support.certs import PKIFiles, TestPKI
 from triotls.config import CertifiedKey, ClientConfig, PskMode, ServerConfig, TrustStore
-from triotls.engine import ClientConnection, HandshakeKind, Negotiated, ServerConnection, events
+from triotls.engine import HandshakeKind
 from triotls.engine.enums import PskKeyExchangeMode
 from triotls.engine.tickets import ClientSession, TicketKeys
-from triotls.errors import TLSError
 
-from .driver import open_listener
-from .peers import CLIENT_HOST, GnuTLSServer, OpenSSLServer, gnutls_priority, require_binary
+from .peers import GnuTLSServer, OpenSSLServer, gnutls_priority
+from .sessions import (
+    ClientSaw,
+    GnuTLSCliResume,
+    SClientSessions,
+    Served,
+    run_session_client,
+    serve_connections,
+)
 from .wire import ServerHelloInfo, server_hellos
 
 pytestmark = pytest.mark.interop
 
-TIMEOUT: Final = 10.0
 # gnutls-serv --echo answers whole lines only.
 MESSAGE: Final = b"resume without a key exchange\n"
 PSK_KE_FIRST: Final[tuple[PskMode, ...]] = ("psk_ke", "psk_dhe_ke")
@@ -65,84 +65,9 @@ GNUTLS_ALLOW_PSK_KE: Final = gnutls_priority() + ":+PSK"
 # Our server: one engine connection per configuration, in a thread.
 
 
-@dataclass(kw_only=True)
-class _Served:
-    negotiated: list[Negotiated | None] = field(default_factory=list)
-    sent: list[bytes] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def modes(self) -> list[PskKeyExchangeMode | None]:
-        return [n.psk_key_exchange_mode if n is not None else None for n in self.negotiated]
-
-    def kinds(self) -> list[HandshakeKind | None]:
-        return [n.handshake_kind if n is not None else None for n in self.negotiated]
-
-
-def _serve_connection(listener: socket.socket, config: ServerConfig, served: _Served) -> None:
-    """Echo on one connection until the peer closes or MESSAGE was echoed."""
-    deadline = time.monotonic() + TIMEOUT
-    listener.settimeout(TIMEOUT)
-    sock, _ = listener.accept()
-    conn = ServerConnection(config)
-    received = bytearray()
-    sent = bytearray()
-    try:
-        with sock:
-            while not conn.peer_closed and len(received) < len(MESSAGE):
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                data = sock.recv(65536)
-                if not data:
-                    break
-                for event in conn.receive_data(data):
-                    if isinstance(event, events.ApplicationData):
-                        received += event.data
-                        conn.send_application_data(event.data)
-                out = conn.data_to_send()
-                sent += out
-                sock.sendall(out)
-            conn.close()
-            sock.sendall(conn.data_to_send())
-    except (OSError, TLSError) as exc:
-        served.errors.append(f"{type(exc).__name__}: {exc}")
-    served.negotiated.append(conn.negotiated)
-    served.sent.append(bytes(sent))
-
-
-def _serve(configs: Sequence[ServerConfig], client: Callable[[int], None]) -> _Served:
-    """Serve ``len(configs)`` connections on 127.0.0.1 while ``client`` talks to them."""
-    served = _Served()
-    with open_listener(CLIENT_HOST) as listener:
-
-        def serve_all() -> None:
-            for config in configs:
-                try:
-                    _serve_connection(listener, config, served)
-                except OSError as exc:  # accept timed out: the client never came
-                    served.errors.append(f"accept: {exc}")
-                    return
-
-        thread = threading.Thread(target=serve_all, daemon=True)
-        thread.start()
-        try:
-            client(listener.getsockname()[1])
-        finally:
-            thread.join(TIMEOUT)
-        assert not thread.is_alive(), "our server did not finish"
-    return served
-
-
-def _run_tool(argv: Sequence[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    """Run a peer tool to completion under TIMEOUT; kill it whatever happens."""
-    process = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        stdout, stderr = process.communicate(stdin, timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(TIMEOUT)
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+def _serve(configs: Sequence[ServerConfig], client: Callable[[int], None]) -> Served:
+    """Serve ``len(configs)`` connections; each closes once MESSAGE was echoed."""
+    return serve_connections(configs, client, close_after=len(MESSAGE))
 
 
 def _server_config(pki: TestPKI, modes: tuple[PskMode, ...]) -> ServerConfig:
@@ -159,28 +84,11 @@ def _resumed_hello(wire: bytes) -> ServerHelloInfo:
     return hello
 
 
-class _SClient:
+class _SClient(SClientSessions):
     """``openssl s_client -allow_no_dhe_kex -trace``: ``-sess_out``, then ``-sess_in``."""
 
     def __init__(self, files: PKIFiles, session: Path) -> None:
-        self._openssl = require_binary("openssl")
-        self._files = files
-        self._session = session
-        self.outputs: list[str] = []
-
-    def __call__(self, port: int) -> None:
-        for flag in ("-sess_out", "-sess_in"):
-            result = _run_tool(
-                [self._openssl, "s_client", "-connect", f"{CLIENT_HOST}:{port}",
-                 "-servername", "localhost", "-verify_hostname", "localhost",
-                 "-CAfile", str(self._files.ca), "-verify_return_error", "-tls1_3",
-                 "-allow_no_dhe_kex", "-trace",
-                 "-ign_eof", "-nocommands", flag, str(self._session)],
-                MESSAGE,
-            )  # fmt: skip
-            text = result.stdout.decode(errors="replace")
-            self.outputs.append(text + result.stderr.decode(errors="replace"))
-            assert result.returncode == 0, self.outputs[-1]
+        super().__init__(files, session, message=MESSAGE, extra=["-allow_no_dhe_kex", "-trace"])
 
     def server_hello_extensions(self, index: int) -> list[str]:
         """The extension names s_client's trace lists in the ServerHello it received."""
@@ -242,36 +150,13 @@ def test_openssl_s_client_gets_psk_dhe_ke_from_our_server_preferring_it(
     assert served.modes() == [None, PskKeyExchangeMode.PSK_DHE_KE]
 
 
-class _GnuTLSCliResume:
-    """``gnutls-cli --resume``: connects, disconnects, reconnects with the ticket."""
-
-    def __init__(self, files: PKIFiles, priority: str) -> None:
-        self._binary = require_binary("gnutls-cli")
-        self._files = files
-        self._priority = priority
-        self.output = ""
-
-    def __call__(self, port: int) -> None:
-        result = _run_tool(
-            [self._binary, CLIENT_HOST, "--port", str(port),
-             "--sni-hostname", "localhost", "--verify-hostname", "localhost",
-             "--x509cafile", str(self._files.ca), "--priority", self._priority,
-             "--resume"],
-            MESSAGE,
-        )  # fmt: skip
-        self.output = result.stdout.decode(errors="replace") + result.stderr.decode(
-            errors="replace"
-        )
-        assert result.returncode == 0, self.output
-
-
 def test_gnutls_cli_resumes_with_psk_ke_when_our_server_prefers_it(
     pki: TestPKI, pki_files: PKIFiles
 ) -> None:
     # With no PSK key exchange in its priority string, gnutls-cli offers
     # psk_dhe_ke and psk_ke for resumption; our server's order picks psk_ke.
     config = _server_config(pki, PSK_KE_FIRST)
-    client = _GnuTLSCliResume(pki_files, gnutls_priority())
+    client = GnuTLSCliResume(pki_files, message=MESSAGE)
     served = _serve([config, config], client)
     assert served.errors == []
     assert "*** This is a resumed session" in client.output, client.output
@@ -284,7 +169,7 @@ def test_gnutls_cli_resumes_with_psk_dhe_ke_from_a_default_server(
     pki: TestPKI, pki_files: PKIFiles
 ) -> None:
     config = _server_config(pki, ("psk_dhe_ke",))
-    client = _GnuTLSCliResume(pki_files, gnutls_priority())
+    client = GnuTLSCliResume(pki_files, message=MESSAGE)
     served = _serve([config, config], client)
     assert served.errors == []
     assert "*** This is a resumed session" in client.output, client.output
@@ -296,54 +181,9 @@ def test_gnutls_cli_resumes_with_psk_dhe_ke_from_a_default_server(
 # Our client: the engine over a socket, offering the session it got.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _ClientSaw:
-    negotiated: Negotiated
-    sessions: list[ClientSession]
-    received: bytes
-    server_wire: bytes
-
-
-def _our_client(port: int, config: ClientConfig, session: ClientSession | None) -> _ClientSaw:
+def _our_client(port: int, config: ClientConfig, session: ClientSession | None) -> ClientSaw:
     """Handshake, send MESSAGE, read its echo, exchange close_notify; keep the server's bytes."""
-    deadline = time.monotonic() + TIMEOUT
-    sessions: list[ClientSession] = []
-    received = bytearray()
-    server_wire = bytearray()
-    conn = ClientConnection(config, server_hostname="localhost", session=session)
-    with socket.create_connection((CLIENT_HOST, port), timeout=TIMEOUT) as sock:
-
-        def step() -> bool:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = sock.recv(65536)
-            server_wire.extend(chunk)
-            for event in conn.receive_data(chunk):
-                if isinstance(event, events.NewSessionTicketReceived) and event.session:
-                    sessions.append(event.session)
-                elif isinstance(event, events.ApplicationData):
-                    received.extend(event.data)
-            sock.sendall(conn.data_to_send())
-            return bool(chunk)
-
-        conn.start_handshake()
-        sock.sendall(conn.data_to_send())
-        while not conn.handshake_complete:
-            assert step(), "the server closed the connection during the handshake"
-        conn.send_application_data(MESSAGE)
-        sock.sendall(conn.data_to_send())
-        while len(received) < len(MESSAGE):
-            assert step(), f"the server closed after echoing {bytes(received)!r}"
-        conn.close()
-        sock.sendall(conn.data_to_send())
-        while not conn.peer_closed and step():
-            pass
-    assert conn.negotiated is not None  # the handshake completed above
-    return _ClientSaw(
-        negotiated=conn.negotiated,
-        sessions=sessions,
-        received=bytes(received),
-        server_wire=bytes(server_wire),
-    )
+    return run_session_client(port, config, message=MESSAGE, session=session)
 
 
 def _client_config(pki: TestPKI, modes: tuple[PskMode, ...]) -> ClientConfig:

@@ -21,9 +21,12 @@ from tests.interop.driver import EngineResult, open_listener, serve_one
 from tests.interop.peers import CloseMode, PeerReport
 from tests.interop.scenarios import (
     ALPN,
+    ALPN_CASES,
     BULK_PAYLOAD,
+    GROUPS,
     PAYLOAD,
     SCHEMES_FOR_KIND,
+    SUITES,
     TIMEOUT,
     ClientKind,
     assert_exchange,
@@ -36,12 +39,6 @@ from triotls.engine.enums import CipherSuite, NamedGroup
 pytestmark = pytest.mark.interop
 
 CLIENTS: list[ClientKind] = ["python-ssl", "openssl", "gnutls"]
-SUITES = [
-    CipherSuite.TLS_AES_128_GCM_SHA256,
-    CipherSuite.TLS_AES_256_GCM_SHA384,
-    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
-]
-GROUPS = [NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1]
 
 
 def converse(
@@ -117,11 +114,7 @@ def test_server_authenticates_with_certificate(
         assert report.signature_scheme in SCHEMES_FOR_KIND[pki.kind]
 
 
-@pytest.mark.parametrize(
-    "alpn_case",
-    [(ALPN, "h2"), (("http/1.1",), "http/1.1")],
-    ids=["both-offer-h2", "server-only-http1.1"],
-)
+@pytest.mark.parametrize("alpn_case", ALPN_CASES)
 @pytest.mark.parametrize("client", CLIENTS)
 def test_server_negotiates_alpn(
     client: ClientKind,
