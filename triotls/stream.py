@@ -452,14 +452,17 @@ class TLSStream(trio.abc.HalfCloseableStream):
         finally:
             self._send_lock.release()
 
-    async def _flush_unless_sending(self) -> None:
+    async def _flush_unless_sending(self) -> bool:
         """Write what the receive path queued, unless a writer holds the lock.
 
         That writer sends it before letting go (see ``_flush``); waiting for
-        it instead could deadlock (see the module docstring).
+        it instead could deadlock (see the module docstring). Returns whether
+        it wrote (a transport write is a checkpoint).
         """
         if self._conn.has_data_to_send and not self._send_lock.locked():
             await self._flush()
+            return True
+        return False
 
     async def _flush_alert(self) -> None:
         """Best effort: send a queued fatal alert, shielded and bounded."""
@@ -591,8 +594,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
                     "early data can only be given to the call that starts the handshake"
                 )
             self._early_data = bytes(early_data)
-        if self._conn.handshake_complete and not self._conn.has_data_to_send:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        if self._conn.handshake_complete:
+            # Bytes queued by an earlier, interrupted call go out now, unless a
+            # writer holds the lock (it sends them); either way a checkpoint.
+            if not await self._flush_unless_sending():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         await self._ensure_handshake()
 
@@ -933,12 +939,17 @@ class TLSStream(trio.abc.HalfCloseableStream):
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_usable()
             await self._ensure_handshake()
+            moved = False  # a transport write or read: a checkpoint already
             if not self._sent_eof:
                 self._sent_eof = True
                 self._conn.close()
                 await self._flush()
+                moved = True
             while self._close_reason is None and not self._incoming:
                 await self._receive_step()
+                moved = True
+            if not moved:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             if self._incoming:
                 raise UsageError(
                     f"{sum(map(len, self._incoming))} bytes of application data arrived before the "

@@ -118,7 +118,9 @@ class RecordReader:
         # 7 µs per 256 KiB).
         if left >= 5 and self._next is None:
             need = 5 + int.from_bytes(buf[pos + 3 : pos + 5], "big") - left
-            if need < len(data):
+            # need <= 0: a whole record is still unparsed (fed twice without
+            # next_record in between); then the general path below applies.
+            if 0 < need < len(data):
                 self._buf = buf[pos:] + data[:need]
                 self._pos = 0
                 self._next = data
