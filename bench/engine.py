@@ -10,8 +10,9 @@ time, best of several runs, no scheduler, no transport):
 * ``resumed``: the same, each connection resuming the previous one's ticket;
 * ``records``: sealing 64 KiB writes (four 16 KiB records) and opening them
   again from reads cut at an offset that is not a record boundary, as a
-  transport delivers them; µs per 256 KiB, and the bare AES-GCM calls for
-  the same records as the floor.
+  transport delivers them, with one event per record and coalesced (one
+  event per read, as ``TLSStream`` asks for); µs per 256 KiB, and the bare
+  AES-GCM calls for the same records as the floor.
 
 Run ``python bench/engine.py [handshake|resumed|records ...]`` from the
 repository root with triotls and trustme importable; compare two trees by
@@ -115,12 +116,13 @@ def handshakes(*, resumed: bool) -> float:
     return best_of(RUNS, 150, one)
 
 
-def records() -> tuple[float, float, float, float]:
+def records(*, coalesce: bool) -> tuple[float, float, float, float]:
     """µs per 256 KiB: (seal, open, bare encrypt, bare decrypt)."""
     client_config, server_config = configs()
     client = ClientConnection(client_config, server_hostname="localhost")
     server = ServerConnection(server_config)
     connect(client, server)
+    server.coalesce_application_data = coalesce
     payload = os.urandom(65_536)
     cut = 100_000  # inside a record: reads rarely end on a record boundary
     seal = open_ = float("inf")
@@ -154,10 +156,11 @@ def main(argv: list[str]) -> None:
         elif name == "resumed":
             print(f"resumed: {handshakes(resumed=True):.0f} µs per pair")
         elif name == "records":
-            seal, open_, encrypt, decrypt = records()
+            seal, open_, encrypt, decrypt = records(coalesce=False)
+            coalesced = records(coalesce=True)[1]
             print(
                 f"records: per 256 KiB, seal {seal:.1f} µs (AES-GCM alone {encrypt:.1f}), "
-                f"open {open_:.1f} µs (AES-GCM alone {decrypt:.1f})"
+                f"open {open_:.1f} µs, coalesced {coalesced:.1f} µs (AES-GCM alone {decrypt:.1f})"
             )
         else:
             raise SystemExit(f"unknown benchmark {name!r}: handshake, resumed or records")

@@ -158,6 +158,14 @@ class _FifoLock:
         await self._waiters.park()
 
     @trio.lowlevel.enable_ki_protection
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, without a checkpoint; whether it was taken."""
+        if self._held or self._waiters:
+            return False
+        self._held = True
+        return True
+
+    @trio.lowlevel.enable_ki_protection
     def release(self) -> None:
         """Let go of the lock, handing it to the longest waiting task if any."""
         waiters = self._waiters
@@ -276,6 +284,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
             conn = ClientConnection(
                 config, server_hostname=server_hostname, key_log=_key_log(config.key_log)
             )
+        # One event per transport read instead of one per record: receive_some
+        # hands out what it has, not records.
+        conn.coalesce_application_data = True
         self._conn = conn
         self._server_side = server_side
         self._session_key: tuple[str | None, tuple[str, ...]] | None = None
@@ -434,6 +445,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
     async def _flush(self) -> None:
         """Write whatever the engine queued; a cancelled write breaks the stream."""
         await self._send_lock.acquire(fast=True)
+        await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        """``_flush`` once the send lock is held; lets go of it."""
         try:
             # Loop: bytes queued while we write (by the receive path) are ours too.
             while data := self._conn.data_to_send():
@@ -482,7 +497,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
 
         Raises the engine's error (after flushing its alert), if any.
         """
-        await self._receive_lock.acquire(fast=True)
+        # The transport read right below is a checkpoint that raises a
+        # pending cancellation before it consumes anything, so a free lock is
+        # taken without one (a coroutine and a cancellation check less).
+        if not self._receive_lock.try_acquire():
+            await self._receive_lock.acquire(fast=True)
         try:
             try:
                 data = await self.transport_stream.receive_some(_RECEIVE_SIZE)
@@ -493,7 +512,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._receive_lock.release()
         if error is not None:
             raise await self._fail(error)
-        await self._flush_unless_sending()
+        if self._conn.has_data_to_send:  # rarely: most reads queue nothing
+            await self._flush_unless_sending()
 
     def _feed(self, data: bytes | bytearray) -> TLSError | None:
         conn = self._conn
@@ -710,20 +730,35 @@ class TLSStream(trio.abc.HalfCloseableStream):
             self._check_usable()
             if self._sent_eof:
                 raise trio.ClosedResourceError("send_eof() was called on this TLSStream")
-            if self._conn.handshake_complete or not self._conn.can_send_application_data:
+            conn = self._conn
+            # Whether anything was awaited since the cancellation check above.
+            awaited = False
+            if conn.handshake_complete:
+                if conn.has_data_to_send:
+                    # Bytes queued by an earlier call (our Finished, a KeyUpdate
+                    # answer) go out first, in a write of their own.
+                    await self._ensure_handshake()
+                    awaited = True
+                # Otherwise _ensure_handshake has nothing to do: a coroutine saved.
+            elif not conn.can_send_application_data:
                 await self._ensure_handshake()
+                awaited = True
             # Otherwise a server that accepted 0-RTT data answers before the
             # client's Finished (0.5-RTT); the next receive completes the handshake.
+            if isinstance(data, bytes) and 0 < len(data) <= _SEND_CHUNK:
+                # Immutable and small enough: sealed as it is, without a copy.
+                conn.send_application_data(data)
+                if not awaited and self._send_lock.try_acquire():
+                    # Nothing awaited since the cancellation check above, so
+                    # a free lock needs no second one before bytes leave.
+                    await self._flush_locked()
+                else:
+                    await self._flush()
+                return
             view = memoryview(data)
             if not view.nbytes:
                 await self._flush()
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                return
-            conn = self._conn
-            if isinstance(data, bytes) and view.nbytes <= _SEND_CHUNK:
-                # Immutable and small enough: sealed as it is, without a copy.
-                conn.send_application_data(data)
-                await self._flush()
                 return
             for start in range(0, view.nbytes, _SEND_CHUNK):
                 conn.send_application_data(bytes(view[start : start + _SEND_CHUNK]))

@@ -43,6 +43,14 @@ class AEAD(Protocol):
         self, nonce: bytes, data: bytes | memoryview, associated_data: bytes | None
     ) -> bytes: ...
 
+    def decrypt_into(
+        self,
+        nonce: bytes,
+        data: bytes | memoryview,
+        associated_data: bytes | None,
+        buf: bytearray | memoryview,
+    ) -> int: ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SuiteInfo:
