@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
-from .engine.connection import KeyLog
+from .engine.connection import MAX_EARLY_DATA_SIZE, KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
 from .engine.status import OCSPMode, VerifyCallback, VerifyMode
 from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
@@ -796,11 +796,6 @@ Called with the SNI host name (None when the client sent none) and the
 signature schemes the client accepts, as plain ``int`` code points; returns
 the :class:`CertifiedKey` to use, or None to fall back to
 ``ServerConfig.certificates``."""
-
-
-#: The largest ``ServerConfig.max_early_data_size``: early data is buffered
-#: until the application reads it, so it must stay small.
-MAX_EARLY_DATA_SIZE: Final = 2**16
 
 
 @final

@@ -48,10 +48,13 @@ __all__ = ["Connection"]
 
 _T = TypeVar("_T")
 
+#: The largest ``ServerConfig.max_early_data_size``: early data is buffered
+#: until the application reads it, so it must stay small.
+MAX_EARLY_DATA_SIZE: Final = 2**16
 #: Bytes of 0-RTT records a server that rejects early data will drop: the
-#: ciphertext of the most early data our tickets allow (2^16, see ServerConfig)
-#: plus room for record overhead; more is a fatal error.
-EARLY_DATA_SKIP_LIMIT = 2**16 + 2**12
+#: ciphertext of the most early data our tickets allow plus room for record
+#: overhead; more is a fatal error.
+EARLY_DATA_SKIP_LIMIT: Final = MAX_EARLY_DATA_SIZE + 2**12
 
 # Plain ints for the per-record dispatch: an IntEnum member lookup costs
 # about 0.1 µs each time.
