@@ -52,6 +52,7 @@ from .extensions import (
     decode_psk_modes,
     decode_record_size_limit,
     decode_u16,
+    decode_u16_list,
     decode_u32,
     encode_alpn,
     encode_cookie,
@@ -65,6 +66,7 @@ from .extensions import (
 from .keyschedule import KeySchedule, Secret, finished_verify_data, resumption_psk
 from .messages import (
     Certificate,
+    CertificateEntry,
     CertificateRequest,
     CertificateVerify,
     ClientHello,
@@ -82,6 +84,7 @@ from .suites import (
     CIPHER_SUITES,
     SIGNATURE_SCHEMES,
     KeyExchange,
+    PublicKey,
     SuiteInfo,
     key_kind,
     scheme_fits_key,
@@ -850,8 +853,6 @@ def verify_peer_signature(
         ) from None
     except ValueError as exc:
         raise BadCertificate(f"the peer's certificate holds an invalid public key: {exc}") from None
-    from .suites import PublicKey  # the union of key types we can verify
-
     if not isinstance(public_key, PublicKey):
         raise BadCertificate(
             f"the peer's certificate has an unsupported key type {type(public_key).__name__}"
@@ -998,8 +999,6 @@ def _emit_client_certificate(
     Returns:
         whether a certificate was sent.
     """
-    from .extensions import decode_u16_list
-
     accepted = decode_u16_list(
         request.extensions[ExtensionType.SIGNATURE_ALGORITHMS], "signature_algorithms"
     )
@@ -1013,8 +1012,6 @@ def _emit_client_certificate(
                 chosen = info
                 break
     entries: tuple[bytes, ...] = certified.chain_der if (certified and chosen) else ()
-    from .messages import CertificateEntry
-
     body = Certificate(
         certificate_request_context=request.certificate_request_context,
         certificate_list=tuple(CertificateEntry(cert_data=der) for der in entries),

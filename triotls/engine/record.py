@@ -62,14 +62,13 @@ _SCRATCH: Final = _Scratch()
 
 @final
 class _Protection:
-    __slots__ = ("aead", "iv", "seq", "tag_len")
+    __slots__ = ("aead", "iv", "seq")
 
     def __init__(self, suite: SuiteInfo, secret: bytes) -> None:
         key, iv = traffic_key_and_iv(suite.hash_name, secret, suite.key_len)
         self.aead: AEAD = suite.aead(key)
         self.iv = int.from_bytes(iv, "big")
         self.seq = 0
-        self.tag_len = 16
 
     def nonce(self) -> bytes:
         # RFC 8446 §5.3: the 64-bit sequence number, left-padded, XOR the IV.
