@@ -22,6 +22,7 @@ from triotls.engine.enums import (
     AlertDescription,
     CipherSuite,
     ContentType,
+    ExtensionType,
     HandshakeType,
     NamedGroup,
     SignatureScheme,
@@ -33,7 +34,8 @@ from triotls.engine.events import (
     KeyUpdated,
     NewSessionTicketReceived,
 )
-from triotls.engine.messages import KeyUpdate, frame
+from triotls.engine.extensions import encode_u16_list
+from triotls.engine.messages import CertificateRequest, KeyUpdate, NewSessionTicket, frame
 from triotls.engine.record import KEY_UPDATE_AFTER
 from triotls.engine.state import HandshakeKind
 from triotls.errors import (
@@ -508,6 +510,55 @@ def test_a_flood_of_key_updates_without_data_is_refused() -> None:
         client.key_update(request_peer=False)
     with pytest.raises(UnexpectedMessage, match="KeyUpdate"):
         pump(client, server)
+
+
+def _post_handshake_flood(client_kw: dict[str, object], message: bytes) -> None:
+    """The server sends ``message`` MAX_IDLE_RECORDS + 1 times, with no data."""
+    client, server = make_pair(client_kw=client_kw)
+    handshake(client, server)
+    for _ in range(MAX_IDLE_RECORDS + 1):
+        server.queue_handshake(message)
+    pump(server, client)
+
+
+def test_a_flood_of_session_tickets_without_data_is_refused() -> None:
+    ticket = NewSessionTicket(
+        ticket_lifetime=60, ticket_age_add=1, ticket_nonce=b"\x09", ticket=b"t" * 32
+    )
+    with pytest.raises(UnexpectedMessage, match="NewSessionTickets"):
+        _post_handshake_flood({}, frame(HandshakeType.NEW_SESSION_TICKET, ticket.encode()))
+
+
+def test_a_flood_of_post_handshake_certificate_requests_is_refused() -> None:
+    request = CertificateRequest(
+        certificate_request_context=b"\x01",
+        extensions={
+            ExtensionType.SIGNATURE_ALGORITHMS: encode_u16_list(
+                [SignatureScheme.ECDSA_SECP256R1_SHA256]
+            )
+        },
+    )
+    with pytest.raises(UnexpectedMessage, match="CertificateRequests"):
+        _post_handshake_flood(
+            {"post_handshake_auth": True},
+            frame(HandshakeType.CERTIFICATE_REQUEST, request.encode()),
+        )
+
+
+def test_session_tickets_up_to_the_limit_are_taken() -> None:
+    client, server = make_pair()
+    client_events, _ = handshake(client, server)
+    ticket = NewSessionTicket(
+        ticket_lifetime=60, ticket_age_add=1, ticket_nonce=b"\x09", ticket=b"t" * 32
+    )
+    # The handshake's own tickets (already counted) plus these make the limit.
+    already = sum(isinstance(e, NewSessionTicketReceived) for e in client_events)
+    assert already == 2
+    for _ in range(MAX_IDLE_RECORDS - already):
+        server.queue_handshake(frame(HandshakeType.NEW_SESSION_TICKET, ticket.encode()))
+    events = pump(server, client)
+    assert len(events) == MAX_IDLE_RECORDS - already
+    assert client.error is None
 
 
 def test_writer_updates_its_key_by_itself_before_the_aead_limit() -> None:

@@ -1079,8 +1079,11 @@ class ClientTraffic(State):
             conn.receive_key_update(msg)
             return self
         if msg.msg_type == HandshakeType.CERTIFICATE_REQUEST:
+            # Each costs us a signature: a stream of them is a flood.
+            conn.count_idle_record("post-handshake CertificateRequests")
             self._answer_certificate_request(msg, conn)
             return self
+        conn.count_idle_record("NewSessionTickets")
         ticket = NewSessionTicket.decode(msg.body)
         ctx = self._tickets
         if not ctx.resumable:

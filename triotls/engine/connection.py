@@ -68,7 +68,8 @@ _ALERT: Final = int(ContentType.ALERT)
 _COALESCE_FROM: Final = 2**15
 
 #: Records in a row that carry no application data (empty ones,
-#: change_cipher_spec, user_canceled, KeyUpdate) before the peer is cut off:
+#: change_cipher_spec, user_canceled; post-handshake KeyUpdate,
+#: NewSessionTicket and CertificateRequest) before the peer is cut off:
 #: each costs us work and gives nothing, so a flood of them is refused, as
 #: OpenSSL does (its MAX_EMPTY_RECORDS and key update limit are 32 too).
 MAX_IDLE_RECORDS: Final = 32
@@ -347,9 +348,13 @@ class Connection:
             self._events.append(ApplicationData(payload))
             self._idle_records = 0
         else:
-            self._count_idle_record("empty application data records")
+            self.count_idle_record("empty application data records")
 
-    def _count_idle_record(self, what: str) -> None:
+    def count_idle_record(self, what: str) -> None:
+        """Count a record (or post-handshake message) that carried no data.
+
+        More than MAX_IDLE_RECORDS in a row is a flood: UnexpectedMessage.
+        """
         self._idle_records += 1
         if self._idle_records > MAX_IDLE_RECORDS:
             raise UnexpectedMessage(
@@ -370,7 +375,7 @@ class Connection:
             self._events.append(EarlyDataReceived(payload))
             self._idle_records = 0
         else:
-            self._count_idle_record("empty 0-RTT records")
+            self.count_idle_record("empty 0-RTT records")
 
     def _receive_alert(self, payload: bytes, *, protected: bool) -> None:
         _level, description = decode_alert(payload)
@@ -381,7 +386,7 @@ class Connection:
             self._events.append(CloseNotify())
             return
         if description == AlertDescription.USER_CANCELED:
-            self._count_idle_record("user_canceled alerts")
+            self.count_idle_record("user_canceled alerts")
             return  # RFC 8446 §6.1: a close_notify should follow
         # RFC 8446 §6: every other alert is fatal, whatever its level says.
         self._closed = True
@@ -394,7 +399,7 @@ class Connection:
             raise UnexpectedMessage(f"change_cipher_spec record with body {payload.hex()}")
         if not self._ccs_allowed:
             raise UnexpectedMessage("change_cipher_spec outside the handshake")
-        self._count_idle_record("change_cipher_spec records")
+        self.count_idle_record("change_cipher_spec records")
 
     def _receive_eof(self) -> None:
         if self._peer_closed:
@@ -539,7 +544,7 @@ class Connection:
     def receive_key_update(self, msg: HandshakeMessage) -> None:
         """Handle the peer's KeyUpdate (RFC 8446 §4.6.3)."""
         update = KeyUpdate.decode(msg.body)
-        self._count_idle_record("KeyUpdate messages")
+        self.count_idle_record("KeyUpdate messages")
         assert self._suite is not None and self._read_secret is not None  # in Traffic
         self._read_secret = next_traffic_secret(self._suite.hash_name, self._read_secret)
         self.install_read_key(self._read_secret, "KeyUpdate")
