@@ -26,7 +26,7 @@ def _write_roots(path: Path, count: int) -> list[bytes]:
     return pems
 
 
-def _ders(store: TrustStore) -> list[bytes]:
+def _pems(store: TrustStore) -> list[bytes]:
     return [cert.public_bytes(serialization.Encoding.PEM) for cert in store.certificates]
 
 
@@ -46,9 +46,21 @@ def nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_ssl_cert_file_wins(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every other source holds roots too; only SSL_CERT_FILE's are taken.
+    others = [nowhere / name for name in ("openssl.pem", "ca-bundle.crt", "cacert.pem")]
+    for other in others:
+        _write_roots(other, 1)
+    paths = ssl.DefaultVerifyPaths(
+        str(others[0]), "/nonexistent", "SSL_CERT_FILE", str(others[0]), "SSL_CERT_DIR", "/x"
+    )
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths)
+    monkeypatch.setattr(config_module, "_DISTRIBUTION_BUNDLES", (str(others[1]),))
+    certifi = types.ModuleType("certifi")
+    certifi.where = lambda: str(others[2])  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "certifi", certifi)
     pems = _write_roots(nowhere / "bundle.pem", 2)
     monkeypatch.setenv("SSL_CERT_FILE", str(nowhere / "bundle.pem"))
-    assert _ders(TrustStore.system()) == pems
+    assert _pems(TrustStore.system()) == pems
 
 
 def test_ssl_cert_dir_is_read_and_duplicates_are_dropped(
@@ -59,7 +71,7 @@ def test_ssl_cert_dir_is_read_and_duplicates_are_dropped(
     pems = _write_roots(directory / "a.pem", 1)
     (directory / "abcd1234.0").write_bytes(pems[0])  # a hashed-name copy
     monkeypatch.setenv("SSL_CERT_DIR", str(directory))
-    assert _ders(TrustStore.system()) == pems
+    assert _pems(TrustStore.system()) == pems
 
 
 def test_a_wrong_ssl_cert_file_is_an_error_not_a_fallback(
@@ -77,7 +89,7 @@ def test_openssl_default_file_is_used(nowhere: Path, monkeypatch: pytest.MonkeyP
         bundle, "/nonexistent", "SSL_CERT_FILE", bundle, "SSL_CERT_DIR", "/nonexistent"
     )
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths)
-    assert _ders(TrustStore.system()) == pems
+    assert _pems(TrustStore.system()) == pems
 
 
 def test_a_distribution_bundle_is_used(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +97,7 @@ def test_a_distribution_bundle_is_used(nowhere: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(
         config_module, "_DISTRIBUTION_BUNDLES", ("/nonexistent", str(nowhere / "ca-bundle.crt"))
     )
-    assert _ders(TrustStore.system()) == pems
+    assert _pems(TrustStore.system()) == pems
 
 
 def test_certifi_is_the_last_resort(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +105,7 @@ def test_certifi_is_the_last_resort(nowhere: Path, monkeypatch: pytest.MonkeyPat
     certifi = types.ModuleType("certifi")
     certifi.where = lambda: str(nowhere / "cacert.pem")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "certifi", certifi)
-    assert _ders(TrustStore.system()) == pems
+    assert _pems(TrustStore.system()) == pems
 
 
 def test_nothing_found_says_where_it_looked(nowhere: Path) -> None:

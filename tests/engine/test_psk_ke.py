@@ -258,6 +258,7 @@ def test_server_allowing_psk_ke_resumes_without_a_key_share() -> None:
 def test_psk_ke_resumption_carries_data_both_ways() -> None:
     first = _first()
     run = _again(first, client_modes=KE, server_modes=KE)
+    assert run.modes() == (PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_KE)
     run.client.send_application_data(b"from the client")
     assert pump(run.client, run.server) == [ApplicationData(b"from the client")]
     run.server.send_application_data(b"from the server")
@@ -277,7 +278,11 @@ def test_psk_ke_resumptions_of_two_tickets_have_different_keys() -> None:
     # No key exchange, but each ticket's PSK and each hello's randoms differ.
     first = _first()
     a = _again(first, client_modes=KE, server_modes=KE)
-    b = _again(first, client_modes=KE, server_modes=KE)
+    b = _again(a, client_modes=KE, server_modes=KE)  # the ticket a brought, not first's
+    assert a.client.session is not None and b.client.session is not None
+    assert a.client.session.psk != b.client.session.psk
+    for run in (a, b):
+        assert run.modes() == (PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_KE)
     label = b"EXPERIMENTAL triotls"
     assert a.client.export_keying_material(label, b"", 32) == a.server.export_keying_material(
         label, b"", 32

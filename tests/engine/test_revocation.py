@@ -695,7 +695,7 @@ def test_status_request_codecs_round_trip() -> None:
     assert decode_status_request(encode_status_request()) is True
     assert decode_status_request(b"\x02") is False  # another type: ignored (RFC 6066 §8)
     assert decode_certificate_status(encode_certificate_status(b"\x30\x03abc")) == b"\x30\x03abc"
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match="request_extensions length needs 2 bytes"):
         decode_status_request(b"\x01\x00\x00\x00")
 
 

@@ -132,7 +132,7 @@ def test_certificate_status_with_trailing_bytes_is_decode_error(
 
 def test_certificate_status_with_an_empty_response_is_decode_error() -> None:
     # RFC 6066 §8: opaque OCSPResponse<1..2^24-1>.
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"OCSPResponse length 0 is outside 1\.\."):
         decode_certificate_status(encode_certificate_status(b""))
 
 
@@ -220,7 +220,7 @@ def test_every_strict_prefix_of_psk_modes_is_decode_error(modes: list[int]) -> N
 
 def test_empty_psk_modes_list_is_decode_error() -> None:
     # RFC 8446 §4.2.9: PskKeyExchangeMode ke_modes<1..255>.
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError, match=r"ke_modes length 0 is outside 1\.\.255"):
         decode_psk_modes(encode_psk_modes([]))
 
 

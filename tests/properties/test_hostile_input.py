@@ -383,9 +383,11 @@ def test_as_many_change_cipher_spec_records_as_the_limit_allows_are_dropped() ->
 
 def test_bytes_after_a_failure_are_not_processed() -> None:
     server = _fresh_server()
-    with pytest.raises(TLSError):
+    with pytest.raises(TLSError) as first:
         server.receive_data(b"\x63" * 10)
     with _time_limit(5):
         for _ in range(1000):
-            with pytest.raises(TLSError):
+            with pytest.raises(TLSError) as again:
                 server.receive_data(_garbage(4096, seed=4))
+            # The first error, raised again: the new bytes were not parsed.
+            assert again.value is first.value

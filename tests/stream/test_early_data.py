@@ -184,7 +184,7 @@ async def test_early_data_is_keyword_only(cached_client: ClientConfig) -> None:
     client = TLSStream(
         trio.testing.memory_stream_pair()[0], cached_client, server_hostname="localhost"
     )
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional argument"):
         await client.do_handshake(REQUEST)  # type: ignore[call-arg]
 
 
