@@ -10,9 +10,12 @@ print a transcript hash (the one the server Finished covers).
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.vectors.rfc8448 import Step, Trace, load
 from triotls.engine.keyschedule import (
@@ -22,11 +25,69 @@ from triotls.engine.keyschedule import (
     hkdf_expand,
     hkdf_expand_label,
     hkdf_extract,
+    hmac_digest,
     resumption_psk,
     traffic_key_and_iv,
 )
 from triotls.engine.messages import NewSessionTicket
 from triotls.engine.transcript import Transcript
+
+# --- RFC 4231: HMAC-SHA-256 and HMAC-SHA-384 ----------------------------------------
+
+# (key, data, HMAC-SHA-256, HMAC-SHA-384), as printed in RFC 4231 §4.3 (test
+# case 2: a key shorter than the hash) and §4.7 (test case 6: a 131-byte key,
+# longer than SHA-256's block, which RFC 2104 hashes first).
+_RFC4231_CASES = [
+    (
+        b"Jefe",
+        b"what do ya want for nothing?",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e"
+        "8e2240ca5e69e2c78b3239ecfab21649",
+    ),
+    (
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6"
+        "0c2ef6ab4030fe8296248df163f44952",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "sha256", "sha384"), _RFC4231_CASES)
+def test_hmac_digest_gives_rfc4231_values(
+    key: bytes, data: bytes, sha256: str, sha384: str
+) -> None:
+    assert hmac_digest("sha256", key, data).hex() == sha256
+    assert hmac_digest("sha384", key, data).hex() == sha384
+
+
+@given(
+    hash_name=st.sampled_from(["sha256", "sha384", "sha512"]),
+    key=st.binary(max_size=300),
+    data=st.binary(max_size=300),
+)
+def test_hmac_digest_equals_the_standard_library(hash_name: str, key: bytes, data: bytes) -> None:
+    # Keys around every block size (64 and 128 bytes) and the fallback for a
+    # hash without a precomputed entry (sha512).
+    assert hmac_digest(hash_name, key, data) == hmac.digest(key, data, hash_name)
+
+
+def test_key_schedule_without_psk_reuses_the_zero_psk_secrets() -> None:
+    # The no-PSK early secret and its "derived" secret are cached per hash:
+    # they must equal what a PSK of zeros gives, derived afresh.
+    zeros = bytes(32)
+    fresh = hkdf_extract("sha256", zeros, zeros)
+    cached = KeySchedule("sha256")
+    assert cached.early_secret == fresh == KeySchedule("sha256", b"").early_secret
+    derived = derive_secret("sha256", fresh, b"derived", hashlib.sha256().digest())
+    shared, transcript = b"\x11" * 32, b"\x22" * 32
+    expected = derive_secret(
+        "sha256", hkdf_extract("sha256", derived, shared), b"c hs traffic", transcript
+    )
+    assert cached.handshake(shared, transcript)[0] == expected
+
 
 # --- RFC 5869 appendix A: HKDF with SHA-256 ------------------------------------------
 
