@@ -136,6 +136,31 @@ def test_client_hello_sends_key_shares_for_the_configured_groups_only() -> None:
     assert [len(s.key_exchange) for s in shares] == [65, 32]
 
 
+def test_default_hybrid_and_x25519_shares_reuse_one_x25519_key() -> None:
+    # The default offer: X25519MLKEM768 (ML-KEM key, then X25519) and x25519.
+    client, _server = make_pair()
+    hello = _client_hello(client)
+    shares = {
+        s.group: s.key_exchange
+        for s in decode_key_share_ch(hello.extensions[ExtensionType.KEY_SHARE])
+    }
+    assert set(shares) == {NamedGroup.X25519MLKEM768, NamedGroup.X25519}
+    assert len(shares[NamedGroup.X25519MLKEM768]) == 1184 + 32
+    assert shares[NamedGroup.X25519MLKEM768][1184:] == shares[NamedGroup.X25519]
+
+
+@pytest.mark.parametrize("server_group", [NamedGroup.X25519MLKEM768, NamedGroup.X25519])
+def test_a_shared_x25519_key_completes_whichever_group_the_server_picks(
+    server_group: NamedGroup,
+) -> None:
+    client, server = make_pair(server_kw={"groups": (server_group,)})
+    handshake(client, server)
+    assert client.negotiated is not None and server.negotiated is not None
+    assert client.negotiated.group == server.negotiated.group == server_group
+    server.send_application_data(b"over the shared key")
+    assert [e.data for e in client.receive_data(server.data_to_send())] == [b"over the shared key"]
+
+
 def test_client_hello_offers_alpn_in_preference_order() -> None:
     client, _server = make_pair(client_kw={"alpn_protocols": ("h2", "http/1.1")})
     hello = _client_hello(client)

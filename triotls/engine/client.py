@@ -90,6 +90,7 @@ from .suites import (
     scheme_fits_key,
     sign,
     start_key_exchange,
+    start_key_exchanges,
     verify_signature,
 )
 from .tickets import ClientSession
@@ -269,8 +270,7 @@ def _build_client_hello(hs: _ClientHandshake) -> ClientHello:
     cfg = hs.config
     random = hs.random_bytes(32)
     session_id = hs.random_bytes(32) if cfg.middlebox_compat else b""
-    for group in cfg.key_share_groups:
-        hs.key_exchanges[group] = start_key_exchange(group, hs.random_bytes)
+    hs.key_exchanges.update(start_key_exchanges(cfg.key_share_groups, hs.random_bytes))
     exts: dict[int, bytes] = {}
     # RFC 6066 §3: IP literals are not sent as host names.
     if hs.server_name is not None and not _is_ip_literal(hs.server_name):
