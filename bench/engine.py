@@ -14,7 +14,13 @@ time, best of several runs, no scheduler, no transport):
   event per read, as ``TLSStream`` asks for); µs per 256 KiB, and the bare
   AES-GCM calls for the same records as the floor.
 
-Run ``python bench/engine.py [handshake|resumed|records ...]`` from the
+* ``floor``: only the native calls (``cryptography``, ``hashlib``,
+  ``os.urandom``) that a full and a resumed handshake pair make, made
+  directly one after another: the cost no Python engine on ``cryptography``
+  can go below (the rest of ``handshake`` and ``resumed`` is the engine's
+  own Python).
+
+Run ``python bench/engine.py [handshake|resumed|records|floor ...]`` from the
 repository root with triotls and trustme importable; compare two trees by
 running the script of each alternately (``PYTHONPATH=tree python
 tree/bench/engine.py``), in fresh processes.
@@ -23,19 +29,28 @@ tree/bench/engine.py``), in fresh processes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Final
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509 import verification
 
 from triotls import CertifiedKey, CipherSuite, ClientConfig, NamedGroup, ServerConfig, TrustStore
 from triotls.engine.client import ClientConnection
 from triotls.engine.events import NewSessionTicketReceived
+from triotls.engine.keyschedule import hmac_digest
 from triotls.engine.server import ServerConnection
 from triotls.engine.tickets import ClientSession
+from triotls.engine.verify import _extension_policies
 
 RUNS = 15
 
@@ -72,7 +87,7 @@ def connect(client: ClientConnection, server: ServerConnection) -> list[ClientSe
     return sessions
 
 
-def _sessions(events: list[object]) -> list[ClientSession]:
+def _sessions(events: Sequence[object]) -> list[ClientSession]:
     return [
         e.session
         for e in events
@@ -80,7 +95,7 @@ def _sessions(events: list[object]) -> list[ClientSession]:
     ]
 
 
-def best_of(runs: int, count: int, one: Callable[[], None]) -> float:
+def best_of(runs: int, count: int, one: Callable[[], object]) -> float:
     """The best CPU time per call of ``one`` over ``runs`` runs of ``count`` calls, in µs."""
     for _ in range(max(1, count // 5)):
         one()  # warm up: imports, caches
@@ -148,8 +163,74 @@ def records(*, coalesce: bool) -> tuple[float, float, float, float]:
     return seal * 1e6, open_ * 1e6, encrypt, decrypt
 
 
+# What one handshake pair of ``handshakes()`` calls natively, counted in that
+# benchmark's own run (x25519, TLS_AES_128_GCM_SHA256, ECDSA P-256): HMACs
+# for HKDF and Finished; traffic keys installed (an AESGCM each); records
+# sealed and opened (each once on either side); bytes hashed into the two
+# transcripts; os.urandom calls (randoms, session id, key shares, tickets).
+_FULL_CALLS: Final = {"hmac": 41, "aead_keys": 8, "records": 5, "hashed": 2 * 1100, "random": 5}
+_RESUMED_CALLS: Final = {"hmac": 56, "aead_keys": 8, "records": 6, "hashed": 2 * 650, "random": 7}
+
+
+def floor(*, resumed: bool) -> float:
+    """µs of CPU for the native calls of one handshake pair, made directly."""
+    ca = trustme.CA(key_type=trustme.KeyType.ECDSA)
+    issued = ca.issue_cert("localhost", key_type=trustme.KeyType.ECDSA)
+    leaf = x509.load_pem_x509_certificate(issued.cert_chain_pems[0].bytes())
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    store = verification.Store([x509.load_pem_x509_certificate(ca.cert_pem.bytes())])
+    # The extension policies triotls gives the validator (trustme marks its
+    # subjectAltName critical, which the webpki defaults refuse).
+    ca_policy, ee_policy = _extension_policies("server")
+    calls = _RESUMED_CALLS if resumed else _FULL_CALLS
+    secret, label = os.urandom(32), b"\x00\x20\x0dtls13 c hs traffic" + os.urandom(33)
+    signed = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00" + os.urandom(32)
+    ticket_aead = AESGCM(os.urandom(32))
+    record = os.urandom(200)
+    transcript = os.urandom(calls["hashed"] // 2)
+    peer_share = x25519.X25519PrivateKey.generate().public_key().public_bytes_raw()
+
+    def one() -> None:
+        for _ in range(2):  # a key share and its agreement, each side
+            private = x25519.X25519PrivateKey.from_private_bytes(os.urandom(32))
+            private.public_key().public_bytes_raw()
+            private.exchange(x25519.X25519PublicKey.from_public_bytes(peer_share))
+        for _ in range(calls["hmac"]):
+            hmac_digest("sha256", secret, label)
+        for _ in range(calls["aead_keys"]):
+            AESGCM(secret[:16])
+        aead = AESGCM(secret[:16])
+        for _ in range(calls["records"]):
+            aead.decrypt(bytes(12), aead.encrypt(bytes(12), record, b"hdr12"), b"hdr12")
+        for _ in range(2):
+            digest = hashlib.sha256(transcript)
+            for _ in range(4):
+                digest.copy().digest()
+        for _ in range(calls["random"]):
+            os.urandom(32)
+        if resumed:  # the ticket: sealed by the server, opened by the server
+            ticket_aead.decrypt(bytes(12), ticket_aead.encrypt(bytes(12), record, None), None)
+        else:  # the server signs, the client validates the chain and checks the signature
+            signature = key.sign(signed, ec.ECDSA(hashes.SHA256()))
+            now = datetime.datetime.now(datetime.timezone.utc)
+            verifier = (
+                verification.PolicyBuilder()
+                .store(store)
+                .time(now)
+                .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                .build_server_verifier(x509.DNSName("localhost"))
+            )
+            verifier.verify(leaf, [])
+            public = leaf.public_key()
+            assert isinstance(public, ec.EllipticCurvePublicKey)
+            public.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+
+    return best_of(RUNS, 150, one)
+
+
 def main(argv: list[str]) -> None:
-    which = argv or ["handshake", "resumed", "records"]
+    which = argv or ["handshake", "resumed", "records", "floor"]
     for name in which:
         if name == "handshake":
             print(f"handshake: {handshakes(resumed=False):.0f} µs per pair")
@@ -162,8 +243,13 @@ def main(argv: list[str]) -> None:
                 f"records: per 256 KiB, seal {seal:.1f} µs (AES-GCM alone {encrypt:.1f}), "
                 f"open {open_:.1f} µs, coalesced {coalesced:.1f} µs (AES-GCM alone {decrypt:.1f})"
             )
+        elif name == "floor":
+            print(
+                f"floor: native calls of a full handshake {floor(resumed=False):.0f} µs "
+                f"per pair, of a resumed one {floor(resumed=True):.0f} µs"
+            )
         else:
-            raise SystemExit(f"unknown benchmark {name!r}: handshake, resumed or records")
+            raise SystemExit(f"unknown benchmark {name!r}: handshake, resumed, records or floor")
 
 
 if __name__ == "__main__":

@@ -450,12 +450,131 @@ def _check_tls13_suites(context: ssl.SSLContext) -> None:
         )
 
 
+#: The transport writes of triotls's TLS 1.3 handshakes in these rows, in
+#: bytes (x25519, AES-128-GCM, this PKI): the client's first flight, the
+#: server's, the client's Finished. A resumed server flight carries its
+#: ticket.
+FULL_FLIGHTS: Final = (204, 861, 64)
+RESUMED_FLIGHTS: Final = (358, 360, 64)
+
+
+class FlightStream(trio.abc.Stream):
+    """No TLS: the transport operations of a TLS 1.3 handshake, without cryptography.
+
+    ``do_handshake`` writes and reads flights of the sizes a handshake
+    writes, in the same order and from the same side (the client's first,
+    the server's, the client's Finished; the server's handshake completes
+    when it has read the Finished); then data passes through unchanged, and
+    ``aclose`` makes one transport write first, as close_notify. What a run of
+    it costs is the benchmark's own skeleton plus trio's scheduling of
+    those flights: the time no TLS implementation can save in that row.
+    """
+
+    def __init__(
+        self, transport: trio.abc.Stream, *, server_side: bool, flights: tuple[int, int, int]
+    ) -> None:
+        self.transport = transport
+        self._server_side = server_side
+        self._flights = flights
+        self._done = False
+        self._pending = b""
+
+    async def do_handshake(self) -> None:
+        if self._done:
+            await trio.lowlevel.checkpoint()
+            return
+        self._done = True
+        first, second, finished = self._flights
+        if self._server_side:
+            await self._receive_exactly(first)
+            await self.transport.send_all(bytes(second))
+            await self._receive_exactly(finished)
+        else:
+            await self.transport.send_all(bytes(first))
+            await self._receive_exactly(second)
+            await self.transport.send_all(bytes(finished))
+
+    async def _receive_exactly(self, size: int) -> None:
+        data = self._pending
+        while len(data) < size:
+            more = await self.transport.receive_some()
+            if not more:
+                raise RuntimeError("the transport ended during the handshake")
+            data += more
+        self._pending = data[size:]
+
+    @override
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.do_handshake()
+        await self.transport.send_all(data)
+
+    @override
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.transport.wait_send_all_might_not_block()
+
+    @override
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        await self.do_handshake()
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        return await self.transport.receive_some(max_bytes)
+
+    @override
+    async def aclose(self) -> None:
+        try:
+            if self._done:
+                # In place of close_notify: a transport write (of nothing, which
+                # a pass-through reader cannot mistake for data).
+                with trio.move_on_after(1):
+                    await self.transport.send_all(b"")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await self.transport.aclose()
+
+
+class NoTLSImpl(Impl):
+    """The ceiling of the in-process rows: flights of a handshake's sizes, no TLS."""
+
+    key = "no-tls"
+    label = "no TLS: the flights alone"
+
+    @override
+    def client(self, transport: trio.abc.Stream) -> trio.abc.Stream:
+        return FlightStream(transport, server_side=False, flights=FULL_FLIGHTS)
+
+    @override
+    def server(self, transport: trio.abc.Stream) -> trio.abc.Stream:
+        return FlightStream(transport, server_side=True, flights=FULL_FLIGHTS)
+
+    @override
+    def resuming_client(self) -> Callable[[trio.abc.Stream], trio.abc.Stream] | None:
+        def make(transport: trio.abc.Stream) -> trio.abc.Stream:
+            return FlightStream(transport, server_side=False, flights=RESUMED_FLIGHTS)
+
+        return make
+
+    @override
+    def resumption_server(self, transport: trio.abc.Stream) -> trio.abc.Stream:
+        return FlightStream(transport, server_side=True, flights=RESUMED_FLIGHTS)
+
+    @override
+    def describe(self, client: trio.abc.Stream) -> dict[str, object]:
+        return {"version": None}
+
+    @override
+    def resumed(self, client: trio.abc.Stream) -> bool:
+        return True
+
+
 def make_impls(pki: PKI) -> dict[str, Impl]:
     """Every implementation, by key."""
     impls: list[Impl] = [
         TriotlsImpl(pki, post_quantum=False),
         TriotlsImpl(pki, post_quantum=True),
         SSLImpl(pki),
+        NoTLSImpl(),
     ]
     return {impl.key: impl for impl in impls}
 
@@ -602,7 +721,7 @@ async def _handshake_pair(client: trio.abc.Stream, server: trio.abc.Stream) -> N
 
 
 async def _handshake(stream: trio.abc.Stream) -> None:
-    if isinstance(stream, TLSStream | trio.SSLStream):
+    if isinstance(stream, TLSStream | trio.SSLStream | FlightStream):
         await stream.do_handshake()
     else:
         raise TypeError(f"not a TLS stream: {stream!r}")
@@ -923,6 +1042,10 @@ class Context:
 
 ALL3: Final = ("triotls", "triotls-mlkem", "ssl")
 BOTH: Final = ("triotls", "ssl")
+#: In-process rows also run the no-TLS ceiling (FlightStream).
+ALL3_CEILING: Final = (*ALL3, "no-tls")
+BOTH_CEILING: Final = (*BOTH, "no-tls")
+IMPLS: Final = ALL3_CEILING
 
 
 def _handshake_row(concurrency: int, impls: tuple[str, ...]) -> Row:
@@ -958,7 +1081,7 @@ def _resumed(impl: Impl, counts: Counts, ctx: Context) -> float:
 
 
 ROWS: Final = (
-    _handshake_row(1, ALL3),
+    _handshake_row(1, ALL3_CEILING),
     _handshake_row(8, BOTH),
     _handshake_row(64, ALL3),
     Row(
@@ -966,7 +1089,7 @@ ROWS: Final = (
         unit="conn/s",
         better="higher",
         target=2.0,
-        impls=BOTH,
+        impls=BOTH_CEILING,
         run=_resumed,
     ),
     _tcp_handshake_row(1, ALL3),
@@ -977,7 +1100,7 @@ ROWS: Final = (
         unit="MB/s",
         better="higher",
         target=2.0,
-        impls=BOTH,
+        impls=BOTH_CEILING,
         run=lambda impl, c, ctx: trio.run(bulk_in_process, impl, c.bulk_bytes),
     ),
     Row(
@@ -993,7 +1116,7 @@ ROWS: Final = (
         unit="rt/s",
         better="higher",
         target=1.0,
-        impls=BOTH,
+        impls=BOTH_CEILING,
         run=lambda impl, c, ctx: trio.run(ping_pong_in_process, impl, c.ping_rounds),
     ),
     Row(
@@ -1086,7 +1209,8 @@ def report_lines(
         pairs = [a / b for a, b in zip(runs, results.get("ssl", []), strict=False) if b]
         paired = statistics.median(pairs) if ours is not None and pairs else None
         met = None
-        if ratio is not None:
+        ceiling = key == NoTLSImpl.key
+        if ratio is not None and not ceiling:
             met = ratio >= row.target if row.better == "higher" else ratio <= row.target
         name = row.name if key == "triotls" else f"{row.name} ({ctx.impls[key].label})"
         line: dict[str, object] = {
@@ -1097,7 +1221,9 @@ def report_lines(
             "sslstream": dataclasses.asdict(reference) if reference else None,
             "ratio": ratio,
             "paired_ratio": paired,
-            "target": f"{'>=' if row.better == 'higher' else '<='} {row.target}x",
+            "target": "ceiling"
+            if ceiling
+            else f"{'>=' if row.better == 'higher' else '<='} {row.target}x",
             "met": met,
         }
         if key in ctx.resumed_fraction or "ssl" in ctx.resumed_fraction:
@@ -1197,7 +1323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, metavar="N", help="timed runs per implementation")
     parser.add_argument(
         "--impls",
-        default=",".join(ALL3),
+        default=",".join(IMPLS),
         help="comma-separated implementations to run (for profiling one alone)",
     )
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
@@ -1222,9 +1348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         parser.error(f"no row matches {args.only}; see --list")
     selected = [k.strip() for k in args.impls.split(",") if k.strip()]
-    unknown = set(selected) - set(ALL3)
+    unknown = set(selected) - set(IMPLS)
     if unknown:
-        parser.error(f"unknown implementations {sorted(unknown)}; choose from {ALL3}")
+        parser.error(f"unknown implementations {sorted(unknown)}; choose from {IMPLS}")
 
     info = machine()
     print(", ".join(f"{k} {v}" for k, v in info.items()))
@@ -1233,7 +1359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="triotls-bench-") as tmp:
         pki = PKI.create(Path(tmp))
         ctx = Context(pki, make_impls(pki))
-        negotiated = {k: trio.run(check_negotiation, ctx.impls[k]) for k in selected}
+        negotiated = {
+            k: trio.run(check_negotiation, ctx.impls[k]) for k in selected if k != NoTLSImpl.key
+        }
         for key, values in negotiated.items():
             print(f"negotiated by {ctx.impls[key].label}: {values}")
         lines: list[dict[str, object]] = []
