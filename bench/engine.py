@@ -20,7 +20,12 @@ time, best of several runs, no scheduler, no transport):
   can go below (the rest of ``handshake`` and ``resumed`` is the engine's
   own Python).
 
-Run ``python bench/engine.py [handshake|resumed|records|floor ...]`` from the
+* ``hybrid``, ``tickets``, ``writes``: full handshakes with the default
+  groups (X25519MLKEM768 and x25519), full handshakes with two tickets, and
+  64 KiB sealed and opened in writes of 1, 4, 16 and 64 KiB: the figures
+  behind the advice in docs/performance.rst.
+
+Run ``python bench/engine.py [handshake|resumed|records|floor|hybrid|tickets|writes ...]`` from the
 repository root with triotls and trustme importable; compare two trees by
 running the script of each alternately (``PYTHONPATH=tree python
 tree/bench/engine.py``), in fresh processes.
@@ -108,11 +113,19 @@ def best_of(runs: int, count: int, one: Callable[[], object]) -> float:
     return best * 1e6
 
 
-def handshakes(*, resumed: bool) -> float:
-    """µs of CPU per handshake pair (full, or each resuming the last one)."""
+def handshakes(*, resumed: bool, hybrid: bool = False, tickets: int = 0) -> float:
+    """µs of CPU per handshake pair (full, or each resuming the last one).
+
+    ``hybrid``: both ends with their default groups (X25519MLKEM768 and
+    x25519) instead of x25519 alone; ``tickets``: the server's
+    ``ticket_count`` on full handshakes.
+    """
     client_config, server_config = configs()
-    if resumed:
-        server_config = dataclasses.replace(server_config, ticket_count=1)
+    if hybrid:
+        groups = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
+        client_config = dataclasses.replace(client_config, groups=groups, key_share_groups=groups)
+        server_config = dataclasses.replace(server_config, groups=groups)
+    server_config = dataclasses.replace(server_config, ticket_count=1 if resumed else tickets)
     last: list[ClientSession | None] = [None]
 
     def one() -> None:
@@ -229,6 +242,27 @@ def floor(*, resumed: bool) -> float:
     return best_of(RUNS, 150, one)
 
 
+def write_sizes() -> dict[int, float]:
+    """µs of CPU to seal and open 64 KiB given in writes of each size."""
+    client_config, server_config = configs()
+    client = ClientConnection(client_config, server_hostname="localhost")
+    server = ServerConnection(server_config)
+    connect(client, server)
+    server.coalesce_application_data = True  # as TLSStream asks
+    payload = os.urandom(65_536)
+    result = {}
+    for size in (1024, 4096, 16_384, 65_536):
+        pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
+
+        def one(pieces: list[bytes] = pieces) -> None:
+            for piece in pieces:
+                client.send_application_data(piece)
+            server.receive_data(client.data_to_send())
+
+        result[size] = best_of(RUNS, 100, one)
+    return result
+
+
 def mlkem_floor() -> float:
     """µs of CPU for the ML-KEM-768 calls X25519MLKEM768 adds to a handshake pair."""
 
@@ -243,7 +277,7 @@ def mlkem_floor() -> float:
 
 
 def main(argv: list[str]) -> None:
-    which = argv or ["handshake", "resumed", "records", "floor"]
+    which = argv or ["handshake", "resumed", "records", "floor", "hybrid", "tickets", "writes"]
     for name in which:
         if name == "handshake":
             print(f"handshake: {handshakes(resumed=False):.0f} µs per pair")
@@ -256,6 +290,13 @@ def main(argv: list[str]) -> None:
                 f"records: per 256 KiB, seal {seal:.1f} µs (AES-GCM alone {encrypt:.1f}), "
                 f"open {open_:.1f} µs, coalesced {coalesced:.1f} µs (AES-GCM alone {decrypt:.1f})"
             )
+        elif name == "hybrid":
+            print(f"hybrid: {handshakes(resumed=False, hybrid=True):.0f} µs per full pair")
+        elif name == "tickets":
+            print(f"tickets: {handshakes(resumed=False, tickets=2):.0f} µs per full pair")
+        elif name == "writes":
+            costs = ", ".join(f"{size} B: {us:.0f} µs" for size, us in write_sizes().items())
+            print(f"writes: 64 KiB sealed and opened, by write size: {costs}")
         elif name == "floor":
             print(
                 f"floor: native calls of a full handshake {floor(resumed=False):.0f} µs "
@@ -263,7 +304,10 @@ def main(argv: list[str]) -> None:
                 f"X25519MLKEM768 adds {mlkem_floor():.0f} µs of ML-KEM-768"
             )
         else:
-            raise SystemExit(f"unknown benchmark {name!r}: handshake, resumed, records or floor")
+            raise SystemExit(
+                f"unknown benchmark {name!r}: "
+                "handshake, resumed, records, floor, hybrid, tickets or writes"
+            )
 
 
 if __name__ == "__main__":
