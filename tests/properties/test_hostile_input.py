@@ -363,22 +363,47 @@ def test_endless_handshake_message_is_cut_off_at_the_size_limit() -> None:
     assert peak < 8 * limit
 
 
-def test_a_flood_of_change_cipher_spec_records_is_refused_early() -> None:
+_CCS_RECORD = b"\x14\x03\x03\x00\x01\x01"
+
+
+# Chunk sizes that are not multiples of the 6-byte record: records straddle chunks.
+@pytest.mark.parametrize("chunk", [1, 5, 4096])
+def test_a_flood_of_change_cipher_spec_records_is_refused_early(chunk: int) -> None:
     # RFC 8446 §5 lets the peer send dummy CCS records during the handshake;
-    # one is normal, a megabyte of them is a flood: refused after
-    # MAX_IDLE_RECORDS, long before the end, without buffering the rest.
+    # one is normal, a megabyte of them is a flood: refused at record
+    # MAX_IDLE_RECORDS + 1, long before the end, and nothing after it is read.
     client = _started_client()
-    flood = b"\x14\x03\x03\x00\x01\x01" * (_MIB // 6)
-    with _time_limit(5), pytest.raises(UnexpectedMessage, match="refusing the flood") as info:
-        client.receive_data(flood)
-    assert "change_cipher_spec" in str(info.value)
-    assert info.value.sent_alert == AlertDescription.UNEXPECTED_MESSAGE
+    flood = _CCS_RECORD * (_MIB // len(_CCS_RECORD))
+    with _time_limit(5):
+        error, fed = _feed_in_chunks(client, flood, chunk)
+    assert isinstance(error, UnexpectedMessage)
+    assert "change_cipher_spec" in str(error)
+    assert "refusing the flood" in str(error)
+    assert error.sent_alert == AlertDescription.UNEXPECTED_MESSAGE
+    assert error.events == ()
+    # Refused by the chunk that completes record MAX_IDLE_RECORDS + 1: not
+    # before (the limit's records are allowed), not a chunk later.
+    refused_at = (MAX_IDLE_RECORDS + 1) * len(_CCS_RECORD)
+    assert refused_at <= fed < refused_at + chunk
+    assert fed < len(flood) // 100
+    # One plaintext unexpected_message alert (no keys yet), nothing else.
+    alert = bytes([ContentType.ALERT, 3, 3, 0, 2, 2, AlertDescription.UNEXPECTED_MESSAGE])
+    assert client.data_to_send() == alert
+    # The rest of the megabyte is not processed: the same error, no new output.
+    with _time_limit(5):
+        for start in range(fed, len(flood), 2**16):
+            with pytest.raises(TLSError) as again:
+                client.receive_data(flood[start : start + 2**16])
+            assert again.value is error
+    assert client.error is error
+    assert client.data_to_send() == b""
 
 
 def test_as_many_change_cipher_spec_records_as_the_limit_allows_are_dropped() -> None:
     client = _started_client()
-    assert client.receive_data(b"\x14\x03\x03\x00\x01\x01" * MAX_IDLE_RECORDS) == []
+    assert client.receive_data(_CCS_RECORD * MAX_IDLE_RECORDS) == []
     assert client.error is None
+    assert client.data_to_send() == b""
 
 
 def test_bytes_after_a_failure_are_not_processed() -> None:
