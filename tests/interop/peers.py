@@ -99,6 +99,7 @@ __all__ = [
     "CLIENT_HOST",
     "GnuTLSClient",
     "GnuTLSServer",
+    "HandshakeMessageSeen",
     "OpenSSLClient",
     "OpenSSLServer",
     "PeerReport",
@@ -107,9 +108,11 @@ __all__ = [
     "PythonSSLClient",
     "PythonSSLServer",
     "free_port",
+    "gnutls_debug_handshake",
     "gnutls_priority",
     "in_ci",
     "missing_peer_reasons",
+    "openssl_trace_handshake",
     "require_binary",
     "require_pyopenssl",
 ]
@@ -217,6 +220,21 @@ class PeerReport:
     returncode: int | None = None
     error: str | None = None
     log: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeMessageSeen:
+    """One handshake message a peer logged, from the peer's point of view.
+
+    Attributes:
+        direction: "sent" or "received" by the peer.
+        name: the type in snake case, as in RFC 8446 ("certificate_request").
+        length: the body length, without the 4-byte handshake header.
+    """
+
+    direction: Literal["sent", "received"]
+    name: str
+    length: int
 
 
 # Names peers print, mapped to code points (RFC 8446, RFC 8422, RFC 7919,
@@ -573,6 +591,10 @@ class _OpenSSLPeer(_SubprocessPeer):
             log=self.describe(),
         )
 
+    def handshake_messages(self) -> list[HandshakeMessageSeen]:
+        """The handshake messages in the whole trace (``log`` shows only its tail)."""
+        return openssl_trace_handshake(_read_text(self._trace_path))
+
 
 class _OpenSSLTrace:
     """What an ``openssl -trace`` log says about one connection."""
@@ -645,6 +667,23 @@ class _OpenSSLTrace:
                 self.group = int(group.group(1))
         elif extension == "43" and "(772)" in line:
             self.version = "TLSv1.3"
+
+
+def openssl_trace_handshake(trace: str) -> list[HandshakeMessageSeen]:
+    """The handshake messages in an ``openssl -trace`` log, in order.
+
+    The trace prints decrypted messages as "    CertificateRequest, Length=115"
+    under a "Sent Record" or "Received Record" line.
+    """
+    seen: list[HandshakeMessageSeen] = []
+    direction: Literal["sent", "received"] = "received"
+    for line in trace.splitlines():
+        if line.startswith(("Sent", "Received")):
+            direction = "sent" if line.startswith("Sent") else "received"
+        elif match := re.match(r"^    ([A-Z]\w*), Length=(\d+)$", line):
+            name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", match.group(1)).lower()
+            seen.append(HandshakeMessageSeen(direction, name, int(match.group(2))))
+    return seen
 
 
 class OpenSSLServer(_OpenSSLPeer):
@@ -913,6 +952,27 @@ class _GnuTLSLog:
         )
 
 
+def gnutls_debug_handshake(debug: str) -> list[HandshakeMessageSeen]:
+    """The handshake messages in a GnuTLS debug log (``-d 4`` or more), in order.
+
+    GnuTLS logs "HSK[...]: CERTIFICATE REQUEST was queued [49 bytes]" (header
+    included) for what it sends and "HSK[...]: CERTIFICATE (11) was received.
+    Length 4[40], ..." (the body alone) for what it receives.
+    """
+    pattern = re.compile(
+        r"HSK\[\w+\]: ([A-Z][A-Z ]*[A-Z])(?: \(\d+\))? was "
+        r"(?:queued \[(\d+) bytes\]|received\. Length (\d+))"
+    )
+    seen: list[HandshakeMessageSeen] = []
+    for match in pattern.finditer(debug):
+        name = match.group(1).lower().replace(" ", "_")
+        if match.group(2) is not None:
+            seen.append(HandshakeMessageSeen("sent", name, int(match.group(2)) - 4))
+        else:
+            seen.append(HandshakeMessageSeen("received", name, int(match.group(3))))
+    return seen
+
+
 def _wait_until_quiet(process: _Process, quiet: float = 0.2, limit: float = 3.0) -> None:
     """Wait until ``process`` has written nothing for ``quiet`` s (at most ``limit`` s)."""
     deadline = time.monotonic() + limit
@@ -997,6 +1057,13 @@ class GnuTLSServer(_SubprocessPeer):
             returncode=process.popen.returncode,
             log=self.describe(),
         )
+
+    def handshake_messages(self) -> list[HandshakeMessageSeen]:
+        """The handshake messages in the whole debug log (``log`` shows only its tail).
+
+        Complete only after :meth:`finish`.
+        """
+        return gnutls_debug_handshake(self.process.stderr_text())
 
 
 class GnuTLSClient(_SubprocessPeer):

@@ -8,12 +8,24 @@ failure the server's command line, output and protocol trace are printed.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final, Literal
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from tests.interop.driver import EngineResult, run_client
-from tests.interop.peers import CLIENT_HOST, PeerReport
+from tests.interop.peers import (
+    CLIENT_HOST,
+    GnuTLSServer,
+    HandshakeMessageSeen,
+    OpenSSLServer,
+    PeerReport,
+)
 from tests.interop.scenarios import (
     ALPN,
     ALPN_CASES,
@@ -30,7 +42,8 @@ from tests.interop.scenarios import (
 )
 from tests.support.certs import PKIFiles, TestPKI
 from triotls.config import ClientConfig
-from triotls.engine.enums import CipherSuite, NamedGroup
+from triotls.engine import HandshakeKind
+from triotls.engine.enums import CipherSuite, HandshakeType, NamedGroup
 
 pytestmark = pytest.mark.interop
 
@@ -188,11 +201,174 @@ def test_client_key_update_is_answered(
     assert result.key_updates_received >= 1, result.events
 
 
+# --- client authentication, read back from both ends of the wire -------------------------
+
+_Aead = Callable[[bytes], AESGCM | ChaCha20Poly1305]
+_SUITE_CRYPTO: Final[dict[CipherSuite, tuple[hashes.HashAlgorithm, int, _Aead]]] = {
+    CipherSuite.TLS_AES_128_GCM_SHA256: (hashes.SHA256(), 16, AESGCM),
+    CipherSuite.TLS_AES_256_GCM_SHA384: (hashes.SHA384(), 32, AESGCM),
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256: (hashes.SHA256(), 32, ChaCha20Poly1305),
+}
+# RFC 8446 §4.4.2: an empty certificate_request_context, an empty certificate_list.
+EMPTY_CERTIFICATE: Final = b"\x00" + b"\x00\x00\x00"
+
+
+def _expand_label(algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, n: int) -> bytes:
+    """HKDF-Expand-Label with an empty context (RFC 8446 §7.1)."""
+    full = b"tls13 " + label
+    info = n.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
+    return HKDFExpand(algorithm, n, info).derive(secret)
+
+
+def handshake_flight(
+    stream: bytes, suite: CipherSuite, secret: bytes
+) -> list[tuple[HandshakeType, bytes]]:
+    """The encrypted handshake messages of ``stream``, up to Finished: (type, body).
+
+    Decrypts with the handshake traffic ``secret`` (RFC 8446 §5.2, §7.3) using
+    ``cryptography`` alone, so it shows what went over the wire whatever the
+    engine believes it sent. Plaintext records (hellos, change_cipher_spec)
+    are skipped.
+    """
+    algorithm, key_length, aead = _SUITE_CRYPTO[suite]
+    cipher = aead(_expand_label(algorithm, secret, b"key", key_length))
+    iv = int.from_bytes(_expand_label(algorithm, secret, b"iv", 12), "big")
+    messages: list[tuple[HandshakeType, bytes]] = []
+    pending = b""
+    sequence = offset = 0
+    while offset + 5 <= len(stream):
+        header = stream[offset : offset + 5]
+        end = offset + 5 + int.from_bytes(header[3:], "big")
+        record, offset = stream[offset + 5 : end], end
+        if header[0] != 23:
+            continue
+        inner = cipher.decrypt((iv ^ sequence).to_bytes(12, "big"), record, header)
+        sequence += 1
+        inner = inner.rstrip(b"\x00")
+        assert inner[-1] == 22, f"record {sequence} of the flight holds content type {inner[-1]}"
+        pending += inner[:-1]
+        while len(pending) >= 4 and len(pending) >= 4 + int.from_bytes(pending[1:4], "big"):
+            size = int.from_bytes(pending[1:4], "big")
+            msg_type = HandshakeType(pending[0])
+            messages.append((msg_type, pending[4 : 4 + size]))
+            pending = pending[4 + size :]
+            if msg_type == HandshakeType.FINISHED:
+                return messages
+    raise AssertionError(f"no Finished in the flight; got {[t.name for t, _ in messages]}")
+
+
+def converse_recording_handshake(
+    server: Literal["openssl", "gnutls"],
+    pki: TestPKI,
+    pki_files: PKIFiles,
+    tmp_path: Path,
+    *,
+    request_client_cert: bool,
+) -> tuple[EngineResult, dict[str, bytes], list[HandshakeMessageSeen]]:
+    """Like :func:`converse`, also returning our key log and the server's handshake log."""
+    secrets: dict[str, bytes] = {}
+
+    def key_log(label: str, _client_random: bytes, secret: bytes) -> None:
+        secrets[label] = secret
+
+    config = dataclasses.replace(client_config(pki), key_log=key_log)
+    with make_server(server, pki_files, tmp_path, request_client_cert=request_client_cert) as peer:
+        result = run_client(CLIENT_HOST, peer.port, config, "localhost", PAYLOAD, True, TIMEOUT)
+        report = peer.finish()
+        assert_exchange(result, report, payload=PAYLOAD)
+        assert isinstance(peer, (OpenSSLServer, GnuTLSServer))
+        return result, secrets, peer.handshake_messages()
+
+
+def flights(
+    result: EngineResult, secrets: dict[str, bytes]
+) -> tuple[list[tuple[HandshakeType, bytes]], list[tuple[HandshakeType, bytes]]]:
+    """The server's and our encrypted handshake flights, decrypted from the wire."""
+    assert result.negotiated is not None
+    suite = result.negotiated.cipher_suite
+    server = handshake_flight(
+        result.wire_received, suite, secrets["SERVER_HANDSHAKE_TRAFFIC_SECRET"]
+    )
+    client = handshake_flight(result.wire_sent, suite, secrets["CLIENT_HANDSHAKE_TRAFFIC_SECRET"])
+    return server, client
+
+
+def server_handshake(messages: list[HandshakeMessageSeen]) -> list[tuple[str, str]]:
+    """The server's log as (direction, name), without the tickets it sent.
+
+    Without client authentication gnutls-serv sends its tickets before it
+    has our Finished (RFC 8446 §4.6.1 allows it), so they are left out.
+    """
+    seen = [(m.direction, m.name) for m in messages]
+    return [entry for entry in seen if entry != ("sent", "new_session_ticket")]
+
+
 @pytest.mark.parametrize("server", ["openssl", "gnutls"])
 def test_client_answers_certificate_request_without_certificate(
-    server: ServerKind, pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
+    server: Literal["openssl", "gnutls"], pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
 ) -> None:
     # Both servers request a certificate but do not require one: an empty
-    # Certificate message must do (RFC 8446 §4.4.2.4).
-    config = client_config(pki)
-    converse(server, config, pki_files, tmp_path, request_client_cert=True)
+    # Certificate message must do (RFC 8446 §4.4.2.4), without CertificateVerify.
+    result, secrets, logged = converse_recording_handshake(
+        server, pki, pki_files, tmp_path, request_client_cert=True
+    )
+    # The server's own log: it sent a CertificateRequest, received a
+    # Certificate of 4 bytes (empty context, empty list) and our Finished.
+    assert server_handshake(logged) == [
+        ("received", "client_hello"),
+        ("sent", "server_hello"),
+        ("sent", "encrypted_extensions"),
+        ("sent", "certificate_request"),
+        ("sent", "certificate"),
+        ("sent", "certificate_verify"),
+        ("sent", "finished"),
+        ("received", "certificate"),
+        ("received", "finished"),
+    ]
+    assert HandshakeMessageSeen("received", "certificate", len(EMPTY_CERTIFICATE)) in logged
+    # Our wire, decrypted: the same request came in, the same answer went out.
+    server_flight, client_flight = flights(result, secrets)
+    assert [t for t, _ in server_flight] == [
+        HandshakeType.ENCRYPTED_EXTENSIONS,
+        HandshakeType.CERTIFICATE_REQUEST,
+        HandshakeType.CERTIFICATE,
+        HandshakeType.CERTIFICATE_VERIFY,
+        HandshakeType.FINISHED,
+    ]
+    assert server_flight[1][1][0] == 0, "the handshake's request has an empty context"
+    assert [t for t, _ in client_flight] == [HandshakeType.CERTIFICATE, HandshakeType.FINISHED]
+    assert client_flight[0][1] == EMPTY_CERTIFICATE
+    # And our engine completed a full handshake; CertificateRequested is only
+    # for post-handshake requests (RFC 8446 §4.6.2).
+    assert result.negotiated is not None
+    assert result.negotiated.handshake_kind == HandshakeKind.FULL
+    assert "HandshakeComplete" in result.events
+    assert "CertificateRequested" not in result.events
+
+
+@pytest.mark.parametrize("server", ["openssl", "gnutls"])
+def test_client_sends_no_certificate_message_unless_requested(
+    server: Literal["openssl", "gnutls"], pki: TestPKI, pki_files: PKIFiles, tmp_path: Path
+) -> None:
+    # The control for the test above: without a request the same logs show
+    # no CertificateRequest and no client Certificate.
+    result, secrets, logged = converse_recording_handshake(
+        server, pki, pki_files, tmp_path, request_client_cert=False
+    )
+    assert server_handshake(logged) == [
+        ("received", "client_hello"),
+        ("sent", "server_hello"),
+        ("sent", "encrypted_extensions"),
+        ("sent", "certificate"),
+        ("sent", "certificate_verify"),
+        ("sent", "finished"),
+        ("received", "finished"),
+    ]
+    server_flight, client_flight = flights(result, secrets)
+    assert [t for t, _ in server_flight] == [
+        HandshakeType.ENCRYPTED_EXTENSIONS,
+        HandshakeType.CERTIFICATE,
+        HandshakeType.CERTIFICATE_VERIFY,
+        HandshakeType.FINISHED,
+    ]
+    assert [t for t, _ in client_flight] == [HandshakeType.FINISHED]
