@@ -40,7 +40,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
 
 import trustme
 from cryptography import x509
@@ -49,7 +48,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import verification
 
-from triotls import CertifiedKey, CipherSuite, ClientConfig, NamedGroup, ServerConfig, TrustStore
+from triotls import (
+    CertifiedKey,
+    CipherSuite,
+    ClientConfig,
+    NamedGroup,
+    ServerConfig,
+    TrustStore,
+    config,
+)
+from triotls.engine import keyschedule, record, transcript
 from triotls.engine.client import ClientConnection
 from triotls.engine.events import NewSessionTicketReceived
 from triotls.engine.keyschedule import hmac_digest
@@ -176,13 +184,82 @@ def records(*, coalesce: bool) -> tuple[float, float, float, float]:
     return seal * 1e6, open_ * 1e6, encrypt, decrypt
 
 
-# What one handshake pair of ``handshakes()`` calls natively, counted in that
-# benchmark's own run (x25519, TLS_AES_128_GCM_SHA256, ECDSA P-256): HMACs
-# for HKDF and Finished; traffic keys installed (an AESGCM each); records
-# sealed and opened (each once on either side); bytes hashed into the two
-# transcripts; os.urandom calls (randoms, session id, key shares, tickets).
-_FULL_CALLS: Final = {"hmac": 41, "aead_keys": 8, "records": 5, "hashed": 2 * 1100, "random": 5}
-_RESUMED_CALLS: Final = {"hmac": 56, "aead_keys": 8, "records": 6, "hashed": 2 * 650, "random": 7}
+def native_calls(*, resumed: bool) -> dict[str, int]:
+    """What one handshake pair of ``handshakes()`` asks of native code, counted.
+
+    Runs such a pair (resumed: the second of two connections) with the
+    engine's entry points to native code wrapped: HMACs (HKDF and Finished),
+    traffic keys installed (an AESGCM each), protected records (each sealed
+    by one side and opened by the other), bytes added to both transcripts,
+    and calls for randomness.
+    """
+    counts = dict.fromkeys(("hmac", "aead_keys", "records", "hashed", "random"), 0)
+    hmac_digest = keyschedule.hmac_digest
+    protection_init = record._Protection.__init__
+    transcript_add = transcript.Transcript.add
+    random_bytes = config.SystemRandom.random_bytes
+
+    def counting_hmac(hash_name: str, key: bytes, msg: bytes) -> bytes:
+        counts["hmac"] += 1
+        return hmac_digest(hash_name, key, msg)
+
+    def counting_protection(self: object, suite: object, secret: bytes) -> None:
+        counts["aead_keys"] += 1
+        protection_init(self, suite, secret)  # type: ignore[arg-type]
+
+    def counting_add(self: transcript.Transcript, raw: bytes) -> None:
+        counts["hashed"] += len(raw)
+        transcript_add(self, raw)
+
+    def counting_random(self: config.SystemRandom, n: int) -> bytes:
+        counts["random"] += 1
+        return random_bytes(self, n)
+
+    client_config, server_config = configs()
+    server_config = dataclasses.replace(server_config, ticket_count=1 if resumed else 0)
+    # A first connection warms the caches a benchmark run has warm (and
+    # gives the ticket to resume).
+    client = ClientConnection(client_config, server_hostname="localhost")
+    server = ServerConnection(server_config)
+    sessions = connect(client, server)
+    server.send_application_data(b"x")
+    sessions += _sessions(client.receive_data(server.data_to_send()))
+    session = sessions[-1] if resumed else None
+    patches = (
+        (keyschedule, "hmac_digest", counting_hmac),
+        (record._Protection, "__init__", counting_protection),
+        (transcript.Transcript, "add", counting_add),
+        (config.SystemRandom, "random_bytes", counting_random),
+    )
+    originals = [(target, name, getattr(target, name)) for target, name, _ in patches]
+    for target, name, replacement in patches:
+        setattr(target, name, replacement)
+    try:
+        client = ClientConnection(client_config, server_hostname="localhost", session=session)
+        server = ServerConnection(server_config)
+        wire: list[bytes] = []
+        client.start_handshake()
+        while not (client.handshake_complete and server.handshake_complete):
+            if data := client.data_to_send():
+                wire.append(data)
+                server.receive_data(data)
+            if data := server.data_to_send():
+                wire.append(data)
+                client.receive_data(data)
+        server.send_application_data(b"x")
+        client.close()
+        server.close()
+        for data in (server.data_to_send(), client.data_to_send()):
+            wire.append(data)
+    finally:
+        for target, name, original in originals:
+            setattr(target, name, original)
+    for data in wire:
+        pos = 0
+        while pos + 5 <= len(data):
+            counts["records"] += data[pos] == 23  # protected (application_data type)
+            pos += 5 + int.from_bytes(data[pos + 3 : pos + 5], "big")
+    return counts
 
 
 def floor(*, resumed: bool) -> float:
@@ -196,12 +273,12 @@ def floor(*, resumed: bool) -> float:
     # The extension policies triotls gives the validator (trustme marks its
     # subjectAltName critical, which the webpki defaults refuse).
     ca_policy, ee_policy = _extension_policies("server")
-    calls = _RESUMED_CALLS if resumed else _FULL_CALLS
+    calls = native_calls(resumed=resumed)
     secret, label = os.urandom(32), b"\x00\x20\x0dtls13 c hs traffic" + os.urandom(33)
     signed = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00" + os.urandom(32)
     ticket_aead = AESGCM(os.urandom(32))
-    record = os.urandom(200)
-    transcript = os.urandom(calls["hashed"] // 2)
+    payload = os.urandom(200)
+    hashed = os.urandom(calls["hashed"] // 2)  # each side's transcript
     peer_share = x25519.X25519PrivateKey.generate().public_key().public_bytes_raw()
 
     def one() -> None:
@@ -215,15 +292,15 @@ def floor(*, resumed: bool) -> float:
             AESGCM(secret[:16])
         aead = AESGCM(secret[:16])
         for _ in range(calls["records"]):
-            aead.decrypt(bytes(12), aead.encrypt(bytes(12), record, b"hdr12"), b"hdr12")
+            aead.decrypt(bytes(12), aead.encrypt(bytes(12), payload, b"hdr12"), b"hdr12")
         for _ in range(2):
-            digest = hashlib.sha256(transcript)
+            digest = hashlib.sha256(hashed)
             for _ in range(4):
                 digest.copy().digest()
         for _ in range(calls["random"]):
             os.urandom(32)
         if resumed:  # the ticket: sealed by the server, opened by the server
-            ticket_aead.decrypt(bytes(12), ticket_aead.encrypt(bytes(12), record, None), None)
+            ticket_aead.decrypt(bytes(12), ticket_aead.encrypt(bytes(12), payload, None), None)
         else:  # the server signs, the client validates the chain and checks the signature
             signature = key.sign(signed, ec.ECDSA(hashes.SHA256()))
             now = datetime.datetime.now(datetime.timezone.utc)
