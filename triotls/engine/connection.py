@@ -378,6 +378,9 @@ class Connection:
             self.count_idle_record("empty 0-RTT records")
 
     def _receive_alert(self, payload: bytes, *, protected: bool) -> None:
+        if not payload:
+            # RFC 8446 §5.4: an Alert record with zero-length content.
+            raise UnexpectedMessage("alert record with no content")
         _level, description = decode_alert(payload)
         if description == AlertDescription.CLOSE_NOTIFY:
             if self._reader.is_protected and not protected:

@@ -80,6 +80,9 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     first = hmac_digest(hash_name, prk, info + b"\x01")
     if length <= len(first):
         return first if length == len(first) else first[:length]
+    # RFC 5869 §2.3: L <= 255 * HashLen, T(255) being the last block.
+    if length > 255 * len(first):
+        raise InternalError(f"HKDF-Expand asked for {length} bytes, over 255 blocks")
     out = first
     block = first
     counter = 2
@@ -87,8 +90,6 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
         block = hmac_digest(hash_name, prk, block + info + bytes([counter]))
         out += block
         counter += 1
-        if counter > 255:
-            raise InternalError(f"HKDF-Expand asked for {length} bytes, over its limit")
     return out[:length]
 
 

@@ -409,9 +409,13 @@ class RecordWriter:
                 out += _HEADER.pack(content_type, legacy_version, len(chunk))
                 out += chunk
             return bytes(out)
-        trailer = bytes([content_type]) + bytes(self.padding)
-        # RFC 8446 §5.4: content, type byte and padding together fit 2^14 + 1.
-        step = max(1, min(step, MAX_PLAINTEXT - self.padding))
+        # RFC 8446 §5.4: content, type byte and padding together fit 2^14 + 1,
+        # and RFC 8449 §4: within the peer's record_size_limit too, which
+        # max_fragment + 1 is. Padding gives way to at least a byte of content.
+        room = min(step, MAX_PLAINTEXT)
+        padding = min(self.padding, room - 1)
+        trailer = bytes([content_type]) + bytes(padding)
+        step = room - padding
         # Copies and reallocations cost more than the cipher here (DESIGN.md,
         # "Performance notes"): each fragment is copied once into its inner
         # plaintext and each record once into the result, whose size is known
