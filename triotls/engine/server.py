@@ -174,6 +174,9 @@ class _ServerHandshake:
     transcript: Transcript = field(default_factory=Transcript)
     client_hello: ClientHello | None = None
     hello_retry: bool = False
+    # The cookie our HelloRetryRequest carried, which the second ClientHello
+    # must echo (RFC 8446 §4.2.2).
+    retry_cookie: bytes | None = None
     suite: SuiteInfo | None = None
     group: int | None = None
     schedule: KeySchedule | None = None
@@ -242,6 +245,12 @@ class ExpectClientHello(State):
         # whose binder covers the retry; psk_ke needs no share, so no retry.
         if mode is PskKeyExchangeMode.PSK_KE or choice.share is not None:
             resumption = _accept_psk(hs, ch, msg.raw, choice.suite, mode)
+        if ExtensionType.PRE_SHARED_KEY not in ch.extensions or (
+            resumption is None and choice.share is not None
+        ):
+            # A full handshake (now, or after a retry without a PSK offer):
+            # a certificate is needed, and its absence is best said at once.
+            _choose_certificate_for(hs, ch)
         if resumption is None and choice.share is None:
             if choice.no_key_exchange is not None:
                 raise choice.no_key_exchange
@@ -254,6 +263,16 @@ class ExpectClientHello(State):
             conn.reject_early_data()
         hs.transcript.add(msg.raw)
         return _send_server_flight(hs, ch, choice, conn, resumption)
+
+
+def _choose_certificate_for(hs: _ServerHandshake, ch: ClientHello) -> None:
+    """Pick the certificate and scheme of a full handshake (a resumed one sends none)."""
+    schemes_data = ch.extensions.get(ExtensionType.SIGNATURE_ALGORITHMS)
+    if schemes_data is None:
+        # RFC 8446 §4.2.3: a server authenticating with a certificate needs it.
+        raise MissingExtension("the ClientHello has no signature_algorithms")
+    client_schemes = decode_u16_list(schemes_data, "signature_algorithms")
+    hs.certified, hs.scheme = _choose_certificate(hs.config, hs.server_name, client_schemes)
 
 
 @final
@@ -273,13 +292,28 @@ class ExpectSecondClientHello(State):
         _check_client_hello(ch)
         first = hs.client_hello
         # RFC 8446 §4.1.2: the second ClientHello repeats the first except for
-        # key_share, early_data, cookie, pre_shared_key and padding.
+        # key_share, early_data (removed), cookie (the retry's, echoed),
+        # pre_shared_key (ages and binders recomputed) and padding.
         if ch.cipher_suites != first.cipher_suites or ch.random != first.random:
             raise IllegalParameter("the second ClientHello changed its random or cipher suites")
         if ch.legacy_session_id != first.legacy_session_id:
             raise IllegalParameter("the second ClientHello changed its legacy_session_id")
         if ExtensionType.EARLY_DATA in ch.extensions:
             raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest")
+        changed = sorted(
+            f"{ext:#06x}"
+            for ext in set(first.extensions) | set(ch.extensions)
+            if ext not in _MAY_CHANGE_AFTER_RETRY
+            and first.extensions.get(ext) != ch.extensions.get(ext)
+        )
+        if changed:
+            raise IllegalParameter(
+                "the second ClientHello changed extensions it must repeat: " + ", ".join(changed)
+            )
+        if ch.extensions.get(ExtensionType.COOKIE) != hs.retry_cookie:
+            raise IllegalParameter(
+                "the second ClientHello's cookie is not the one the HelloRetryRequest sent"
+            )
         choice = _choose(hs, ch, required_group=self._first.group)
         if choice.suite.suite != self._first.suite.suite:
             raise IllegalParameter("the second ClientHello led to a different cipher suite")
@@ -292,13 +326,32 @@ class ExpectSecondClientHello(State):
         _negotiate_extensions(hs, ch, conn)
         mode = _psk_mode(hs, ch, choice)
         resumption = _accept_psk(hs, ch, msg.raw, choice.suite, mode)
+        if resumption is None and hs.certified is None:
+            _choose_certificate_for(hs, ch)
         hs.transcript.add(msg.raw)
         return _send_server_flight(hs, ch, choice, conn, resumption)
 
 
+# RFC 8446 §4.1.2: what a second ClientHello may change (early_data must go).
+_MAY_CHANGE_AFTER_RETRY: Final = frozenset(
+    {
+        ExtensionType.KEY_SHARE,
+        ExtensionType.EARLY_DATA,
+        ExtensionType.COOKIE,
+        ExtensionType.PRE_SHARED_KEY,
+        ExtensionType.PADDING,
+    }
+)
+
+
 def _check_client_hello(ch: ClientHello) -> None:
+    if ch.legacy_version <= 0x0300:
+        # RFC 8446 appendix D.5: SSL 3.0 (or older) in legacy_version.
+        raise ProtocolVersionError(
+            f"ClientHello.legacy_version is {ch.legacy_version:#06x} (SSL 3.0 or older)"
+        )
     versions_data = ch.extensions.get(ExtensionType.SUPPORTED_VERSIONS)
-    versions = decode_supported_versions_ch(versions_data) if versions_data else ()
+    versions = decode_supported_versions_ch(versions_data) if versions_data is not None else ()
     if 0x0304 not in versions:
         offered = ", ".join(f"{v:#06x}" for v in versions) or f"{ch.legacy_version:#06x}"
         raise ProtocolVersionError(
@@ -311,6 +364,11 @@ def _check_client_hello(ch: ClientHello) -> None:
     post_handshake_auth = ch.extensions.get(ExtensionType.POST_HANDSHAKE_AUTH)
     if post_handshake_auth is not None:
         decode_empty(post_handshake_auth, "post_handshake_auth")  # RFC 8446 §4.2.6
+    modes = ch.extensions.get(ExtensionType.PSK_KEY_EXCHANGE_MODES)
+    if modes is not None:
+        # Decoded later only when a PSK is offered or tickets go out: a
+        # malformed one is refused here, before any flight.
+        decode_psk_modes(modes)
 
 
 def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None) -> _Choice:
@@ -327,7 +385,12 @@ def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None
         raise MissingExtension("pre_shared_key offered without psk_key_exchange_modes")
     groups_data = ch.extensions.get(ExtensionType.SUPPORTED_GROUPS)
     shares_data = ch.extensions.get(ExtensionType.KEY_SHARE)
-    if ExtensionType.SIGNATURE_ALGORITHMS not in ch.extensions:
+    if (
+        ExtensionType.SIGNATURE_ALGORITHMS not in ch.extensions
+        and ExtensionType.PRE_SHARED_KEY not in ch.extensions
+    ):
+        # RFC 8446 §9.2: without a PSK it is mandatory (with one, only a full
+        # handshake needs it: _choose_certificate_for).
         raise MissingExtension("the ClientHello has no signature_algorithms")
     suite = CIPHER_SUITES[suite_id]
     if (
@@ -381,11 +444,11 @@ def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None
 
 def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connection) -> None:
     cfg = hs.config
-    schemes_data = ch.extensions[ExtensionType.SIGNATURE_ALGORITHMS]
-    client_schemes = decode_u16_list(schemes_data, "signature_algorithms")
+    schemes_data = ch.extensions.get(ExtensionType.SIGNATURE_ALGORITHMS)
+    if schemes_data is not None:
+        decode_u16_list(schemes_data, "signature_algorithms")  # well formed, used or not
     sni = ch.extensions.get(ExtensionType.SERVER_NAME)
     hs.server_name = decode_server_name(sni) if sni is not None else None
-    hs.certified, hs.scheme = _choose_certificate(cfg, hs.server_name, client_schemes)
     status_request = ch.extensions.get(ExtensionType.STATUS_REQUEST)
     hs.ocsp_requested = status_request is not None and decode_status_request(status_request)
     hs.alpn_protocol = None
@@ -463,6 +526,8 @@ def _send_hello_retry_request(
         },
     )
     raw = frame(HandshakeType.SERVER_HELLO, hrr.encode())
+    # Ours sends none, but what the second ClientHello must echo is what went out.
+    hs.retry_cookie = hrr.extensions.get(ExtensionType.COOKIE)
     hs.transcript.add(raw)
     conn.queue_handshake(raw)
     if ch.legacy_session_id:
@@ -480,7 +545,8 @@ def _send_server_flight(
     conn: Connection,
     resumption: _Resumption | None,
 ) -> State:
-    assert hs.certified is not None and hs.scheme is not None  # _negotiate_extensions
+    # A full handshake chose its certificate (_choose_certificate_for).
+    assert resumption is not None or (hs.certified is not None and hs.scheme is not None)
     suite = choice.suite
     hash_name = suite.hash_name
     sh_exts: dict[int, bytes] = {}
@@ -549,6 +615,7 @@ def _send_server_flight(
         _emit(hs, conn, HandshakeType.CERTIFICATE_REQUEST, certificate_request(hs.config).encode())
         hs.tickets_deferred = True
     if resumption is None:
+        assert hs.certified is not None and hs.scheme is not None  # see above
         # RFC 8446 §2.2: a resumed handshake authenticates with the PSK alone.
         _emit(hs, conn, HandshakeType.CERTIFICATE, _certificate_body(hs, hs.certified))
         signature = sign(
@@ -1017,7 +1084,7 @@ class ExpectClientFinished(State):
         hs = self._hs
         assert hs.suite is not None and hs.schedule is not None  # set in the flight
         assert hs.client_secret is not None and hs.client_app_secret is not None
-        assert hs.scheme is not None
+        assert hs.resumed or hs.scheme is not None  # a full handshake signed
         finished = Finished.decode(msg.body, hs.suite.hash_len)
         expected = finished_verify_data(
             hs.suite.hash_name, hs.client_secret, hs.transcript.digest()
@@ -1034,7 +1101,9 @@ class ExpectClientFinished(State):
                 version=0x0304,
                 cipher_suite=CipherSuite(hs.suite.suite),
                 group=NamedGroup(hs.group) if hs.group is not None else None,
-                signature_scheme=None if hs.resumed else SignatureScheme(hs.scheme.scheme),
+                signature_scheme=(
+                    None if hs.scheme is None or hs.resumed else SignatureScheme(hs.scheme.scheme)
+                ),
                 alpn_protocol=hs.alpn_protocol,
                 server_name=hs.server_name,
                 peer_certificates=hs.peer_chain,
