@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.engine_pairs import pki
-from triotls.config import ClientConfig, ServerConfig
+from triotls.config import ClientConfig, ServerConfig, TrustStore
 
 
 def _server(**kw: object) -> ServerConfig:
@@ -36,3 +36,14 @@ def test_handshake_timeout_zero_or_negative_is_refused_on_both_sides(timeout: fl
         ClientConfig(handshake_timeout=timeout)
     with pytest.raises(ValueError, match="handshake_timeout must be a positive number"):
         _server(handshake_timeout=timeout)
+
+
+def test_trust_store_fingerprint_follows_roots_and_crls_not_the_object() -> None:
+    # Sessions resume only under a trust store with the same fingerprint.
+    root = pki("ecdsa").trust.certificates[0]
+    other = pki("rsa").trust.certificates[0]
+    same = TrustStore([root])
+    assert TrustStore([root]).fingerprint == same.fingerprint
+    assert TrustStore([other]).fingerprint != same.fingerprint
+    assert TrustStore([root, other]).fingerprint != TrustStore([other, root]).fingerprint
+    assert len(same.fingerprint) == 32

@@ -7,6 +7,7 @@ engine reads randomness and time only through ``config.random`` and
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import ssl
@@ -131,7 +132,7 @@ class TrustStore:
             them.
     """
 
-    __slots__ = ("_store", "certificates", "crls")
+    __slots__ = ("_fingerprint", "_store", "certificates", "crls")
 
     def __init__(
         self,
@@ -150,6 +151,7 @@ class TrustStore:
                     f"{type(crl).__name__}; use TrustStore.with_crls() to load PEM or DER"
                 )
         self._store: x509.verification.Store | None = None
+        self._fingerprint: bytes | None = None
 
     def with_crls(self, *sources: CRLSource) -> TrustStore:
         """This store with more CRLs: each source a CRL, PEM/DER bytes, a file or a directory.
@@ -243,6 +245,23 @@ class TrustStore:
         if self._store is None:
             self._store = x509.verification.Store(list(self.certificates))
         return self._store
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 over the DER of the roots, then of the CRLs, in order; computed once.
+
+        Two stores with the same roots and CRLs in the same order have the
+        same fingerprint: a client resumes a session only under a trust
+        store with the fingerprint of the one that verified it.
+        """
+        if self._fingerprint is None:
+            digest = hashlib.sha256(len(self.certificates).to_bytes(4, "big"))
+            ders = [cert.public_bytes(serialization.Encoding.DER) for cert in self.certificates]
+            ders += [crl.public_bytes(serialization.Encoding.DER) for crl in self.crls]
+            for der in ders:
+                digest.update(len(der).to_bytes(4, "big") + der)
+            self._fingerprint = digest.digest()
+        return self._fingerprint
 
 
 _PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"

@@ -363,9 +363,11 @@ def test_client_refuses_a_resumption_without_key_share_when_it_did_not_offer_psk
             sh, extensions=replace_extension(sh.extensions, ExtensionType.KEY_SHARE, None)
         ),
     )
-    with pytest.raises(MissingExtension, match="psk_ke"):
+    # RFC 8446 §4.2.11: a key_share the psk_key_exchange_modes require is
+    # missing: illegal_parameter.
+    with pytest.raises(IllegalParameter, match="psk_ke"):
         client.receive_data(tampered)
-    assert last_alert(client.data_to_send()) == AlertDescription.MISSING_EXTENSION
+    assert last_alert(client.data_to_send()) == AlertDescription.ILLEGAL_PARAMETER
 
 
 def test_client_refuses_a_full_handshake_without_key_share() -> None:

@@ -32,7 +32,9 @@ from tests.support.engine_pairs import (
     replace_extension,
     rewrite_server_hello,
     split_records,
+    unknown_ca_trust,
 )
+from triotls.config import TrustStore
 from triotls.engine import ClientConnection, ServerConnection
 from triotls.engine.client import _ClientHandshake
 from triotls.engine.enums import (
@@ -455,6 +457,52 @@ def test_verifying_client_does_not_offer_a_session_from_an_unverified_connection
     assert run.kinds() == FULL
     assert run.client.negotiated is not None
     assert run.client.negotiated.verified_chain is not None
+
+
+def _offers(first: _Run, session: ClientSession, **client_kw: Any) -> bool:
+    """Whether a client with ``first``'s config, changed by ``client_kw``, offers ``session``."""
+    config = dataclasses.replace(first.client.config, **client_kw)
+    client = ClientConnection(config, server_hostname=SERVER_NAME, session=session)
+    client.start_handshake()
+    (hello,) = _client_hellos(client.data_to_send())
+    return ExtensionType.PRE_SHARED_KEY in hello.extensions
+
+
+@pytest.mark.parametrize(
+    "stricter",
+    [
+        {"check_hostname": True},
+        {"ocsp": "require"},
+        {"max_chain_depth": 2},
+        {"trust": "other roots"},
+    ],
+    ids=["name-check", "ocsp-require", "chain-depth", "other-roots"],
+)
+def test_client_does_not_offer_a_session_verified_under_other_terms(
+    stricter: dict[str, Any],
+) -> None:
+    # Resuming checks nothing again: a session verified by a config that
+    # checked less (not the name, OCSP only if stapled, a deeper chain) or
+    # against other roots must not let this config skip its own checks.
+    if stricter.get("trust") == "other roots":
+        stricter = {"trust": unknown_ca_trust()}
+    looser = {"check_hostname": False, "ocsp": "request", "max_chain_depth": 8}
+    first = _first(client_kw=looser)
+    assert first.sessions
+    assert _offers(first, first.sessions[0], **looser)  # the control: same terms
+    assert not _offers(first, first.sessions[0], **{**looser, **stricter})
+
+
+def test_client_resumes_under_an_equal_trust_store_built_again() -> None:
+    # The trust store counts by its roots (TrustStore.fingerprint), not as an
+    # object: a config rebuilt from the same PEM resumes.
+    first = _first()
+    assert first.sessions and first.client.config.trust is not None
+    rebuilt = TrustStore(first.client.config.trust.certificates)
+    assert rebuilt is not first.client.config.trust
+    run = _again(first, first.sessions[0], client_kw={"trust": rebuilt})
+    assert run.offered_psk == [True]
+    assert run.kinds() == RESUMED
 
 
 def test_server_refuses_a_ticket_issued_for_another_alpn_protocol() -> None:

@@ -353,8 +353,11 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
         # stands for a certificate that was never checked against it.
         and session.server_name == hs.server_name
         # A session from a connection that was not verified (verify_peer off)
-        # must not let a verifying client skip the check.
+        # must not let a verifying client skip the check; nor one verified
+        # under other terms (another trust store, no name check, OCSP off) let
+        # this client skip its own: resuming checks nothing again.
         and (not hs.config.verify_peer or session.verified_chain is not None)
+        and _verified_alike(session.verified_under, hs.config)
         # After a HelloRetryRequest the PSK must still fit the suite's hash.
         and (
             hs.hello_retry is None
@@ -392,6 +395,32 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
     exts[ExtensionType.PRE_SHARED_KEY] = placeholder[: len(placeholder) - suite.hash_len] + binder
     hs.framed_hello = (offered, raw[:cut] + binder)
     return offered
+
+
+def _verification_terms(cfg: ClientConfig) -> tuple[object, ...]:
+    """What a connection's verification of the server depended on in ``cfg``.
+
+    The trust store by its fingerprint (its roots and CRLs), a verify
+    callback as the same object (what it accepts cannot be compared).
+    """
+    return (
+        cfg.trust.fingerprint if cfg.trust is not None else None,
+        cfg.verify_callback,
+        cfg.verify_peer,
+        cfg.check_hostname,
+        cfg.verify_mode,
+        cfg.max_chain_depth,
+        cfg.ocsp,
+    )
+
+
+def _verified_alike(terms: tuple[object, ...], cfg: ClientConfig) -> bool:
+    """Whether a session verified under ``terms`` may resume under ``cfg``."""
+    ours = _verification_terms(cfg)
+    if len(terms) != len(ours):
+        return False
+    (trust, callback, *rest), (our_trust, our_callback, *our_rest) = terms, ours
+    return trust == our_trust and callback is our_callback and rest == our_rest
 
 
 def _with_extensions(hello: ClientHello, exts: dict[int, bytes]) -> ClientHello:
@@ -515,7 +544,8 @@ class ExpectServerHello(State):
             if not hs.resumed:
                 raise MissingExtension("ServerHello has no key_share, and it selected no PSK")
             if PskKeyExchangeMode.PSK_KE not in offered:
-                raise MissingExtension(
+                # RFC 8446 §4.2.11: a key_share the modes require is missing.
+                raise IllegalParameter(
                     "ServerHello resumed without a key_share (psk_ke), which the client did "
                     "not offer: it allows psk_dhe_ke only"
                 )
@@ -948,6 +978,7 @@ class ExpectFinished(State):
                 server_name=hs.server_name,
                 peer_chain=hs.peer_chain,
                 verified_chain=hs.verified_chain,
+                verified_under=_verification_terms(hs.config),
                 clock=hs.config.clock,
                 # A session stands for the certificate it was made with, and
                 # resuming it checks nothing again: keep none from a chain
@@ -1041,6 +1072,7 @@ class _TicketContext:
     server_name: str | None
     peer_chain: tuple[x509.Certificate, ...]
     verified_chain: tuple[x509.Certificate, ...] | None
+    verified_under: tuple[object, ...]
     clock: Clock
     resumable: bool
 
@@ -1104,6 +1136,7 @@ class ClientTraffic(State):
             server_name=ctx.server_name,
             peer_certificates=ctx.peer_chain,
             verified_chain=ctx.verified_chain,
+            verified_under=ctx.verified_under,
             max_early_data_size=max_early,
         )
         conn.push_event(NewSessionTicketReceived(lifetime=ticket.ticket_lifetime, session=session))

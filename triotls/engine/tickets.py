@@ -202,6 +202,10 @@ class ClientSession:
         server_name: the name the original connection verified.
         peer_certificates: the chain the server sent then (kept for reporting).
         verified_chain: the path validated then, or None if it was not verified.
+        verified_under: what that validation depended on in the client's
+            configuration (trust store, name check, OCSP and chain policy): the
+            session is offered only by a client configured the same way, since
+            resuming checks nothing again.
         max_early_data_size: 0-RTT bytes the server would accept (0: none).
     """
 
@@ -215,6 +219,7 @@ class ClientSession:
     server_name: str | None
     peer_certificates: tuple[x509.Certificate, ...] = field(default=(), repr=False)
     verified_chain: tuple[x509.Certificate, ...] | None = field(default=None, repr=False)
+    verified_under: tuple[object, ...] = field(default=(), repr=False, compare=False)
     max_early_data_size: int = 0
 
     def is_usable_at(self, now: float) -> bool:
