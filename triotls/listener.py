@@ -84,12 +84,17 @@ async def open_tls_over_tcp_stream(
     host, port and ALPN list is offered, and new tickets are kept.
     """
     tcp = await trio.open_tcp_stream(host, port, happy_eyeballs_delay=happy_eyeballs_delay)
-    if server_hostname is None:
-        server_hostname = host.decode() if isinstance(host, bytes) else host
-    host_text = host.decode() if isinstance(host, bytes) else host
-    return TLSStream(
-        tcp, config, server_hostname=server_hostname, session_key=f"{host_text}:{port}"
-    )
+    try:
+        if server_hostname is None:
+            server_hostname = host.decode() if isinstance(host, bytes) else host
+        host_text = host.decode() if isinstance(host, bytes) else host
+        return TLSStream(
+            tcp, config, server_hostname=server_hostname, session_key=f"{host_text}:{port}"
+        )
+    except BaseException:
+        # A name TLSStream refuses (say): the connection must not leak.
+        await trio.aclose_forcefully(tcp)
+        raise
 
 
 async def open_tls_over_tcp_listeners(

@@ -423,7 +423,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
         if self._state is _Closed.BROKEN:
             assert self._error is not None  # set together with BROKEN
             if isinstance(self._error, trio.BrokenResourceError):
-                raise self._error
+                # The same error each time (documented), but with a fresh
+                # traceback: raising it as it is would pile every call's
+                # frames (and their locals, the callers' buffers) onto it.
+                raise self._error.with_traceback(None)
             raise trio.BrokenResourceError("this TLSStream is broken") from self._error
 
     def _break(self, exc: BaseException) -> None:
@@ -673,7 +676,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
         """Drive the handshake until it completes (or ``until()`` holds)."""
         conn = self._conn
         if self._conn.handshake_complete:  # another task finished it while we waited
-            await self._flush()
+            # Never wait behind a writer here (the module docstring: a reader
+            # queued behind a blocked writer deadlocks a full-duplex peer).
+            if not await self._flush_unless_sending():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         if not self._started:
             self._started = True
@@ -697,7 +703,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
                     raise await self._fail(
                         TruncationError("the peer closed the connection during the handshake")
                     )
-            await self._flush()
+            # Our last flight (a client's Finished): a writer holding the send
+            # lock (0.5-RTT data) sends it before letting go; never wait for it.
+            await self._flush_unless_sending()
         if scope.cancelled_caught:
             timeout = self.config.handshake_timeout
             err = HandshakeTimeout(
@@ -787,9 +795,18 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 raise ValueError("max_bytes must be >= 1")
         with self._outer_receive:
             await trio.lowlevel.checkpoint_if_cancelled()
-            # Data that arrived just before a receive-side failure is delivered
-            # first; any other broken state raises at once.
-            if not (self._incoming and self._drain_before_error):
+            if self._state is _Closed.CLOSED:
+                raise trio.ClosedResourceError("this TLSStream was closed")
+            # Data that arrived before the stream broke (just before a fatal
+            # alert, or before the peer's clean close that a failed write then
+            # followed) is delivered first; after a clean close, then b"".
+            clean_eof = (
+                self._close_reason is CloseReason.CLOSE_NOTIFY and self._conn.handshake_complete
+            )
+            if not (
+                self._state is _Closed.BROKEN
+                and (clean_eof or (self._incoming and self._drain_before_error))
+            ):
                 self._check_usable()
                 await self._ensure_handshake()
             # A transport read is a checkpoint: after one, the closing
@@ -826,11 +843,18 @@ class TLSStream(trio.abc.HalfCloseableStream):
         with self._outer_send:
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_usable()
-            async with self._send_lock:
-                try:
-                    await self.transport_stream.wait_send_all_might_not_block()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    raise self._transport_failed(exc) from exc
+            await self._send_lock.acquire()
+            try:
+                await self.transport_stream.wait_send_all_might_not_block()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._send_lock.release()
+                raise self._transport_failed(exc) from exc
+            except BaseException:
+                self._send_lock.release()
+                raise
+            # Whoever holds the send lock writes what the receive path queued
+            # meanwhile before letting go (_flush_unless_sending counts on it).
+            await self._flush_locked()
 
     @override
     async def send_eof(self) -> None:
