@@ -27,10 +27,14 @@ others. A certificate for whose issuer no CRL was supplied is not checked
 
 Then the CRL's dates, at the clock's time: nextUpdate in the past is
 REVOCATION_DATA_SUPERSEDED, thisUpdate in the future (beyond
-:data:`CLOCK_SKEW`) REVOCATION_DATA_ISSUED_IN_FUTURE, GnuTLS's flags. A
-serial on the list is REVOKED, whatever the dates: an authentic list that
-names a certificate proves it was revoked, and revocation is permanent
-(certificateHold included, until a newer list says otherwise).
+:data:`CLOCK_SKEW`) REVOCATION_DATA_ISSUED_IN_FUTURE, GnuTLS's flags; every
+usable CRL is held to its dates. Whether the certificate is on the list is
+the newest CRL's to say (RFC 5280 §6.3.3 checks the current complete CRL):
+of the usable CRLs of the issuer's key with the same scope
+(issuingDistributionPoint), the one with the highest cRLNumber, or the
+latest thisUpdate when the numbers are absent or tie. A serial on that list
+is REVOKED (certificateHold included), whatever the dates; a hold that a
+newer list dropped no longer counts.
 
 **OCSP** (RFC 6960) covers the leaf, from the response the server stapled
 (RFC 8446 §4.4.2.1). The response must have status successful, hold a
@@ -38,7 +42,11 @@ SingleResponse whose CertID names the leaf's serial and its issuer (name and
 key hashes recomputed with the CertID's own hash), and be signed by the
 issuer or by a responder the issuer delegated to: a certificate the response
 carries, issued and signed by the issuer, with extendedKeyUsage
-id-kp-OCSPSigning, valid at the clock's time (RFC 6960 §4.2.2.2). Its
+id-kp-OCSPSigning, valid at the clock's time (RFC 6960 §4.2.2.2), whose key
+meets the policy for an end entity on the path (RSA of 2048 bits or more,
+P-256/384/521, EdDSA) and which has no critical extension beyond
+basicConstraints, keyUsage, extendedKeyUsage, subjectAltName and
+id-pkix-ocsp-nocheck (RFC 5280 §4.2). Its
 signature must verify with SHA-256/384/512 or EdDSA. A response failing any
 of that is INVALID_OCSP_STATUS and its content is ignored. An authentic one
 is then checked for freshness: thisUpdate in the future is
@@ -124,9 +132,9 @@ def check_revocation(
     if crls:
         for index in range(len(path) - 1):
             cert, issuer = path[index], path[index + 1]
-            for crl in crls:
-                if _is_crl_of(crl, cert, issuer):
-                    findings += _crl_findings(crl, cert, issuer, when)
+            issued = [crl for crl in crls if _is_crl_of(crl, cert, issuer)]
+            if issued:
+                findings += _crl_findings(issued, cert, issuer, when)
     leaf = path[0]
     if ocsp_response is None:
         if ocsp_required:
@@ -191,20 +199,45 @@ def _is_crl_of(
 
 
 def _crl_findings(
-    crl: x509.CertificateRevocationList,
+    crls: Sequence[x509.CertificateRevocationList],
     cert: x509.Certificate,
     issuer: x509.Certificate,
     when: datetime.datetime,
 ) -> list[RevocationFinding]:
+    """The findings of ``issuer``'s CRLs about ``cert``.
+
+    Each authentic CRL covering ``cert`` is held to its dates, but only the
+    newest of each scope says whether ``cert`` is on the list (RFC 5280
+    §6.3.3 checks the current complete CRL): a certificateHold that a newer
+    list dropped no longer counts.
+    """
+    findings: list[RevocationFinding] = []
+    usable: list[x509.CertificateRevocationList] = []
+    for crl in crls:
+        refusal = _crl_refusal(crl, issuer)
+        if refusal is not None:
+            findings.append(refusal)
+        elif _crl_covers(crl, cert):
+            findings += _crl_date_findings(crl, issuer, when)
+            usable.append(crl)
+    for crl in _newest_per_scope(usable):
+        revoked = _revoked_finding(crl, cert, issuer)
+        if revoked is not None:
+            findings.append(revoked)
+    return findings
+
+
+def _crl_refusal(
+    crl: x509.CertificateRevocationList, issuer: x509.Certificate
+) -> RevocationFinding | None:
+    """Why ``crl`` cannot be used (issuer's keyUsage, signature, features), or None."""
     crl_name = f"the CRL of {_name(issuer)}"
     usage = _extension(_safe_extensions(issuer), x509.KeyUsage)
     if usage is not None and not usage.crl_sign:
-        return [
-            RevocationFinding(
-                _S.INVALID,
-                f"{crl_name} cannot be used: the issuer's keyUsage does not include cRLSign",
-            )
-        ]
+        return RevocationFinding(
+            _S.INVALID,
+            f"{crl_name} cannot be used: the issuer's keyUsage does not include cRLSign",
+        )
     try:
         key = issuer.public_key()
         signed = isinstance(
@@ -217,17 +250,20 @@ def _crl_findings(
     except (ValueError, TypeError, UnsupportedAlgorithm):
         signed = False
     if not signed:
-        return [
-            RevocationFinding(
-                _S.INVALID,
-                f"{crl_name} was not used: its signature does not verify with the issuer's key",
-            )
-        ]
+        return RevocationFinding(
+            _S.INVALID,
+            f"{crl_name} was not used: its signature does not verify with the issuer's key",
+        )
     unsupported = _unsupported_crl_feature(crl)
     if unsupported is not None:
-        return [RevocationFinding(_S.INVALID, f"{crl_name} was not used: {unsupported}")]
-    if not _crl_covers(crl, cert):
-        return []
+        return RevocationFinding(_S.INVALID, f"{crl_name} was not used: {unsupported}")
+    return None
+
+
+def _crl_date_findings(
+    crl: x509.CertificateRevocationList, issuer: x509.Certificate, when: datetime.datetime
+) -> list[RevocationFinding]:
+    crl_name = f"the CRL of {_name(issuer)}"
     findings: list[RevocationFinding] = []
     if crl.last_update_utc > when + CLOCK_SKEW:
         findings.append(
@@ -244,18 +280,59 @@ def _crl_findings(
                 f"{crl_name} is out of date (nextUpdate {next_update}); supply a current one",
             )
         )
-    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-    if revoked is not None and _revocation_reason(revoked) != x509.ReasonFlags.remove_from_crl:
-        reason = _revocation_reason(revoked)
-        detail = f", reason {reason.name}" if reason is not None else ""
-        findings.append(
-            RevocationFinding(
-                _S.REVOKED,
-                f"{_describe(cert)} is revoked: {crl_name} lists serial "
-                f"{cert.serial_number:#x} (revoked {revoked.revocation_date_utc}{detail})",
-            )
-        )
     return findings
+
+
+def _revoked_finding(
+    crl: x509.CertificateRevocationList, cert: x509.Certificate, issuer: x509.Certificate
+) -> RevocationFinding | None:
+    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if revoked is None:
+        return None
+    reason = _revocation_reason(revoked)
+    if reason == x509.ReasonFlags.remove_from_crl:
+        return None
+    detail = f", reason {reason.name}" if reason is not None else ""
+    return RevocationFinding(
+        _S.REVOKED,
+        f"{_describe(cert)} is revoked: the CRL of {_name(issuer)} lists serial "
+        f"{cert.serial_number:#x} (revoked {revoked.revocation_date_utc}{detail})",
+    )
+
+
+def _newest_per_scope(
+    crls: Sequence[x509.CertificateRevocationList],
+) -> list[x509.CertificateRevocationList]:
+    """The newest of ``crls`` for each scope (issuingDistributionPoint, or none).
+
+    Newest is the highest cRLNumber (RFC 5280 §5.2.3: it increases with each
+    CRL of a scope), or the latest thisUpdate when a CRL has no number or the
+    numbers tie; CRLs that tie on both are all kept.
+    """
+    newest: dict[x509.IssuingDistributionPoint | None, list[x509.CertificateRevocationList]]
+    newest = {}
+    for crl in crls:
+        kept = newest.setdefault(_extension(crl.extensions, x509.IssuingDistributionPoint), [])
+        order = _crl_order(crl, kept[0]) if kept else 1
+        if order > 0:
+            kept[:] = [crl]
+        elif order == 0:
+            kept.append(crl)
+    return [crl for kept in newest.values() for crl in kept]
+
+
+def _crl_order(crl: x509.CertificateRevocationList, other: x509.CertificateRevocationList) -> int:
+    """1 if ``crl`` is newer than ``other``, -1 if older, 0 if neither."""
+    number = _extension(crl.extensions, x509.CRLNumber)
+    other_number = _extension(other.extensions, x509.CRLNumber)
+    if (
+        number is not None
+        and other_number is not None
+        and number.crl_number != other_number.crl_number
+    ):
+        return 1 if number.crl_number > other_number.crl_number else -1
+    this_update, other_update = crl.last_update_utc, other.last_update_utc
+    return (this_update > other_update) - (this_update < other_update)
 
 
 def _unsupported_crl_feature(crl: x509.CertificateRevocationList) -> str | None:
@@ -458,6 +535,17 @@ def _delegation_refusal(
         return "whose certificate's extendedKeyUsage lacks id-kp-OCSPSigning (RFC 6960 §4.2.2.2)"
     if not responder.not_valid_before_utc <= when <= responder.not_valid_after_utc:
         return "whose certificate is not valid at the clock's time"
+    # The responder's key vouches for the leaf as much as the issuer's: the
+    # same key policy as for an end entity on the path (EdDSA included).
+    from .verify import _key_problems  # verify imports this module
+
+    key_problems = _key_problems(responder, allow_eddsa=True)
+    if key_problems:
+        return f"which is refused: {key_problems[0].message}"
+    for ext in _safe_extensions(responder) or ():
+        if ext.critical and ext.oid not in _RESPONDER_CRITICAL:
+            # RFC 5280 §4.2: a critical extension not understood must refuse it.
+            return f"whose certificate has an unknown critical extension {ext.oid.dotted_string}"
     return None
 
 
@@ -535,6 +623,19 @@ _KNOWN_CRL_EXTENSIONS: Final = frozenset(
         ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
         ExtensionOID.CRL_NUMBER,
         ExtensionOID.ISSUING_DISTRIBUTION_POINT,
+    }
+)
+# The critical extensions a delegated responder's certificate may carry: the
+# ones RFC 5280 lets an end entity mark critical, and id-pkix-ocsp-nocheck
+# (RFC 6960 §4.2.2.2.1; non-critical as a rule, and what it asks, not to check
+# the responder's revocation, is what triotls does anyway).
+_RESPONDER_CRITICAL: Final = frozenset(
+    {
+        ExtensionOID.BASIC_CONSTRAINTS,
+        ExtensionOID.KEY_USAGE,
+        ExtensionOID.EXTENDED_KEY_USAGE,
+        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+        ExtensionOID.OCSP_NO_CHECK,
     }
 )
 _CERT_ID_HASHES: Final = (

@@ -348,7 +348,7 @@ def classify_chain(
         # cryptography parses names and dates lazily; checks on such a
         # certificate would only repeat that it does not parse.
         return _S.INVALID, tuple(problem.message for problem in unparsed)
-    eddsa = _needs_eddsa_validator(chain)
+    eddsa = _uses_eddsa(chain, store, purpose=purpose, when=_utc(now))
     anchors = None if isinstance(store, xv.Store) else store.certificates
     problems = _Classification(
         profile=_RFC5280 if eddsa else _WEBPKI,
@@ -381,7 +381,7 @@ def _structural_path(
         return chain[:1]
     anchors = None if isinstance(store, xv.Store) else store.certificates
     classification = _Classification(
-        profile=_RFC5280 if _needs_eddsa_validator(chain) else _WEBPKI,
+        profile=_RFC5280 if _uses_eddsa(chain, store, purpose=purpose, when=when) else _WEBPKI,
         anchors=anchors,
         purpose=purpose,
         server_name=server_name,
@@ -492,7 +492,7 @@ def _verdict(
         unparsed = _parse_problem(cert, index)
         if unparsed is not None:
             raise _Refused(unparsed.message)
-    if _needs_eddsa_validator(chain):
+    if _uses_eddsa(chain, store, purpose=purpose, when=when):
         if isinstance(store, xv.Store):
             raise _Refused(_BARE_STORE)
         return _verify_eddsa_chain(
@@ -530,6 +530,12 @@ def _verdict(
     extras = _key_problems(leaf, allow_eddsa=True) + _leaf_usage_problems(leaf, leaf.extensions)
     if extras:
         raise _Refused(extras[0].message)
+    if server_name is not None and not _names_match(
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, server_name
+    ):
+        # cryptography lets "*.com" match "example.com"; RFC 6125 §7.2 and this
+        # module's own matcher (the classification, the EdDSA path) do not.
+        raise _Refused(f"{_describe(leaf)} does not match {server_name!r}")
     return tuple(path)
 
 
@@ -599,7 +605,7 @@ def _extension_policies(purpose: Purpose) -> tuple[xv.ExtensionPolicy, xv.Extens
     # once, not per connection.
     policies = _EXTENSION_POLICIES.get(purpose)
     if policies is None:
-        policies = (xv.ExtensionPolicy.webpki_defaults_ca(), _eku_checker(purpose))
+        policies = (_ca_eku_checker(purpose), _eku_checker(purpose))
         _EXTENSION_POLICIES[purpose] = policies
     return policies
 
@@ -621,6 +627,27 @@ def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
         xv.ExtensionPolicy.webpki_defaults_ee()
         .require_present(x509.SubjectAlternativeName, crit, None)
         .may_be_present(x509.ExtendedKeyUsage, crit, check)
+    )
+
+
+def _ca_eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
+    # An issuer's extendedKeyUsage, when present, must allow the purpose too.
+    # cryptography's default CA policy decides that by the verifier built:
+    # serverAuth for a server verifier, clientAuth for a client one; but a
+    # server's chain checked without a name goes through a client verifier
+    # (check_hostname=False), which would hold its issuers to clientAuth.
+    wanted = _wanted_eku(purpose)
+
+    def check(
+        _policy: xv.Policy, _cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None
+    ) -> None:
+        if not _eku_allows(ext, wanted):
+            raise ValueError(
+                f"an issuer's extendedKeyUsage does not allow {purpose} authentication"
+            )
+
+    return xv.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, check
     )
 
 
@@ -652,6 +679,35 @@ def _needs_eddsa_validator(chain: Sequence[x509.Certificate]) -> bool:
     )
 
 
+def _uses_eddsa(
+    chain: Sequence[x509.Certificate],
+    store: TrustAnchors | xv.Store,
+    *,
+    purpose: Purpose,
+    when: datetime.datetime,
+) -> bool:
+    """Whether the path from the leaf to an anchor needs the EdDSA validator.
+
+    Only certificates on the structural path (names, key identifiers,
+    signatures) count: an EdDSA certificate the peer sends along, off the
+    path, must not move a chain to the other validator (RFC 5280 rules, not
+    the web PKI's).
+    """
+    if not _needs_eddsa_validator(chain):
+        return False
+    anchors = None if isinstance(store, xv.Store) else store.certificates
+    classification = _Classification(
+        profile=_RFC5280,
+        anchors=anchors,
+        purpose=purpose,
+        server_name=None,
+        when=when,
+        max_depth=len(chain) + 1,
+    )
+    path, _reached, _problems = classification._structural_path(chain[0], tuple(chain[1:]))
+    return _needs_eddsa_validator(path)
+
+
 def _verify_eddsa_chain(
     chain: Sequence[x509.Certificate],
     anchors: Sequence[x509.Certificate],
@@ -668,6 +724,10 @@ def _verify_eddsa_chain(
     _raise_first(
         _leaf_problems(leaf, exts, purpose=purpose, wanted=wanted, server_name=server_name)
     )
+    if leaf in anchors:
+        # A certificate trusted as it is (a pinned self-signed leaf) is its own
+        # path, as with cryptography's validator and the classification.
+        return (leaf,)
     search = _PathSearch(
         intermediates=chain[1:], anchors=anchors, wanted=wanted, when=when, max_depth=max_depth
     )
@@ -1025,7 +1085,8 @@ def _signature_name(cert: x509.Certificate) -> str:
     dotted = cert.signature_algorithm_oid.dotted_string
     try:
         digest = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:
+    except (UnsupportedAlgorithm, ValueError):
+        # ValueError: RSA-PSS without (or with broken) parameters.
         return dotted
     return dotted if digest is None else f"{digest.name.upper()} ({dotted})"
 
@@ -1033,7 +1094,9 @@ def _signature_name(cert: x509.Certificate) -> str:
 def _has_pss_hash(cert: x509.Certificate) -> bool:
     try:
         return isinstance(cert.signature_hash_algorithm, _PSS_HASHES)
-    except UnsupportedAlgorithm:
+    except (UnsupportedAlgorithm, ValueError):
+        # ValueError: RSA-PSS without (or with broken) parameters, which the
+        # web PKI does not permit: an insecure algorithm, not a crash.
         return False
 
 
@@ -1215,6 +1278,10 @@ def _dns_allowed(
     allowed = [c.value.lower() for c in permitted if isinstance(c, x509.DNSName)]
     denied = [c.value.lower() for c in excluded if isinstance(c, x509.DNSName)]
     name = name.lower()
+    if (allowed or denied) and "" in name.split("."):
+        # RFC 5280 §4.2.1.6 preferred name syntax: no empty label (a trailing
+        # dot would otherwise slip past an excluded subtree).
+        return False
     if name.startswith("*."):
         # A wildcard names every host one label below its base: it must fit
         # a permitted subtree whole, and may reach into no excluded one.
@@ -1405,9 +1472,11 @@ _WEBPKI: Final = _Profile(
     fail_closed_name_constraints=False,
 )
 _RFC5280: Final = _Profile(
-    # RFC 5280 §4.2: any other critical extension is refused. The three policy
-    # extensions are accepted but not processed: a web-PKI client requires no
-    # particular certificate policy.
+    # RFC 5280 §4.2: any other critical extension is refused. A critical
+    # certificatePolicies is understood (this client requires no particular
+    # policy: the initial policy set is anyPolicy); policyConstraints and
+    # inhibitAnyPolicy can demand an explicit policy on the path (§6.1.4,
+    # §6.1.5), which this validator does not process: refused (fail closed).
     understood_critical=frozenset(
         {
             ExtensionOID.BASIC_CONSTRAINTS,
@@ -1416,8 +1485,6 @@ _RFC5280: Final = _Profile(
             ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
             ExtensionOID.NAME_CONSTRAINTS,
             ExtensionOID.CERTIFICATE_POLICIES,
-            ExtensionOID.POLICY_CONSTRAINTS,
-            ExtensionOID.INHIBIT_ANY_POLICY,
         }
     ),
     eddsa_issuers=True,
