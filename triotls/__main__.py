@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     command: str | None = args.command
+    if command == "server" and args.key and not args.cert:
+        parser.error("--key needs --cert (without --cert a throwaway certificate is used)")
+    if command == "server" and args.write_ca and args.cert:
+        parser.error("--write-ca goes with the throwaway certificate, not with --cert")
     try:
         if command == "demo":
             trio.run(_demo, args.group)
@@ -36,12 +40,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.print_help()
             return 2
-    except (TLSError, ValueError, OSError) as exc:
-        print(f"triotls: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        # Errors from inside a nursery arrive in (nested) exception groups.
+        leaves = _leaves(exc)
+        if not all(isinstance(leaf, _USER_ERRORS) for leaf in leaves):
+            raise
+        for leaf in leaves:
+            print(f"triotls: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        return 1
     return 0
+
+
+# What the CLI reports in one line: bad input, files, network, TLS failures.
+_USER_ERRORS: tuple[type[BaseException], ...] = (TLSError, ValueError, OSError)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    group: Sequence[BaseException] | None = getattr(exc, "exceptions", None)
+    if group is None:
+        return [exc]
+    return [leaf for inner in group for leaf in _leaves(inner)]
+
+
+def _address(text: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 hosts in brackets) for the client's argument."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with a port from 1 to 65535, not {text!r}"
+        )
+    return host.strip("[]"), int(port_text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     client = sub.add_parser(
         "client", help="connect to HOST:PORT; stdin to the server, server to stdout"
     )
-    client.add_argument("address", help="HOST:PORT")
+    client.add_argument("address", type=_address, help="HOST:PORT")
     client.add_argument("--cafile", help="PEM file of trusted roots (default: system trust)")
     client.add_argument("--sni", help="server name to send and verify (default: HOST)")
     client.add_argument("--alpn", action="append", default=[], help="ALPN protocol to offer")
@@ -139,8 +169,7 @@ async def _demo(group: str | None) -> None:
 
 
 async def _client(args: argparse.Namespace) -> int:
-    host, _, port_text = str(args.address).rpartition(":")
-    host = host.strip("[]")
+    host, port = args.address
     config = ClientConfig(
         trust=TrustStore.from_pem(args.cafile) if args.cafile else None,
         verify_peer=not args.insecure,
@@ -148,7 +177,7 @@ async def _client(args: argparse.Namespace) -> int:
         alpn_protocols=tuple(args.alpn),
         handshake_timeout=args.handshake_timeout,
     )
-    stream = await open_tls_over_tcp_stream(host, int(port_text), config, server_hostname=args.sni)
+    stream = await open_tls_over_tcp_stream(host, port, config, server_hostname=args.sni)
     async with stream:
         await stream.do_handshake()
         for line in _describe(stream, "client"):

@@ -28,7 +28,14 @@ from cryptography.x509.oid import PublicKeyAlgorithmOID
 from .engine.connection import MAX_EARLY_DATA_SIZE, KeyLog
 from .engine.enums import CipherSuite, NamedGroup, SignatureScheme
 from .engine.status import OCSPMode, VerifyCallback, VerifyMode
-from .engine.suites import CIPHER_SUITES, GROUPS, SIGNATURE_SCHEMES, PrivateKey
+from .engine.suites import (
+    CIPHER_SUITES,
+    GROUPS,
+    SIGNATURE_SCHEMES,
+    PrivateKey,
+    key_kind,
+    scheme_fits_key,
+)
 from .engine.tickets import ReplayCache, ReplayGuard, SessionCache, TicketKeys
 
 __all__ = [
@@ -105,10 +112,21 @@ class KeyLogFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"the key log path {str(self.path)!r} is a directory")
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(
+                f"the key log path {str(self.path)!r} is in a directory that does not exist"
+            )
 
     def __call__(self, label: str, client_random: bytes, secret: bytes) -> None:
-        """Write one ``LABEL <client_random> <secret>`` line."""
-        with self.path.open("a", encoding="ascii") as f:
+        """Write one ``LABEL <client_random> <secret>`` line.
+
+        The file is created readable and writable by its owner only (0600):
+        its lines decrypt the logged connections.
+        """
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "a", encoding="ascii") as f:
             f.write(f"{label} {client_random.hex()} {secret.hex()}\n")
 
 
@@ -480,7 +498,15 @@ class CertifiedKey:
                 given for a key that is not encrypted.
         """
         chain = x509.load_pem_x509_certificates(chain_pem)
-        key = serialization.load_pem_private_key(key_pem, password=password)
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=password)
+        except TypeError as exc:
+            if password is None:
+                # cryptography: "Password was not given but private key is encrypted".
+                raise ValueError(
+                    "the private key is encrypted: a password is needed to load it"
+                ) from exc
+            raise
         if not isinstance(
             key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
         ):
@@ -577,6 +603,15 @@ CERTIFICATE_ONLY_SCHEMES: Final = (
 )
 
 
+def _check_alpn_type(alpn_protocols: object) -> None:
+    # Before tuple(): a bare string would become one protocol per letter.
+    if isinstance(alpn_protocols, str | bytes):
+        raise TypeError(
+            f"alpn_protocols must be a sequence of protocol names, not one string "
+            f"({alpn_protocols!r}); write ({alpn_protocols!r},)"
+        )
+
+
 def _check_common(
     *,
     cipher_suites: Sequence[int],
@@ -594,6 +629,8 @@ def _check_common(
     if not signature_schemes or any(s not in SIGNATURE_SCHEMES for s in signature_schemes):
         raise ValueError("signature_schemes must be a non-empty subset of the supported schemes")
     for proto in alpn_protocols:
+        if not isinstance(proto, str):
+            raise TypeError(f"alpn_protocols entries must be str, not {type(proto).__name__}")
         if not 1 <= len(proto.encode()) <= 255:
             raise ValueError(f"ALPN protocol {proto!r} must be 1 to 255 bytes long")
     if handshake_timeout is not None and not handshake_timeout > 0:
@@ -721,6 +758,7 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         _check_psk_modes(self)
+        _check_alpn_type(self.alpn_protocols)
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
         object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
         object.__setattr__(self, "groups", tuple(self.groups))
@@ -737,6 +775,9 @@ class ClientConfig:
         )
         if any(g not in self.groups for g in self.key_share_groups):
             raise ValueError("every key_share_groups entry must also be in groups")
+        if len(set(self.key_share_groups)) != len(self.key_share_groups):
+            # RFC 8446 §4.2.8: one KeyShareEntry per group at most.
+            raise ValueError("key_share_groups must not name a group twice")
         _check_verification(
             verify_peer=self.verify_peer,
             verify_mode=self.verify_mode,
@@ -914,12 +955,19 @@ class ServerConfig:
             )
         if self.max_early_data_size and self.early_data_replay_guard is None:
             object.__setattr__(self, "early_data_replay_guard", ReplayCache())
+        _check_alpn_type(self.alpn_protocols)
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
         object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))
         object.__setattr__(self, "groups", tuple(self.groups))
         object.__setattr__(self, "signature_schemes", tuple(self.signature_schemes))
         if not self.certificates:
             raise ValueError("a ServerConfig needs at least one CertifiedKey")
+        for certified in self.certificates:
+            if not isinstance(certified, CertifiedKey):
+                raise TypeError(
+                    f"certificates must hold CertifiedKey objects, not {type(certified).__name__} "
+                    "(load them with CertifiedKey.from_pem or from_files)"
+                )
         if not 0 <= self.ticket_count <= 16:
             raise ValueError("ticket_count must be between 0 and 16")
         if not 1 <= self.ticket_lifetime <= 604_800:
@@ -934,6 +982,19 @@ class ServerConfig:
             max_handshake_message_size=self.max_handshake_message_size,
             record_size_limit=self.record_size_limit,
         )
+        if self.certificate_resolver is None and not any(
+            scheme_fits_key(
+                SIGNATURE_SCHEMES[scheme],
+                key_kind(certified.private_key, is_pss_key=certified.is_pss_key),
+            )
+            for certified in self.certificates
+            for scheme in self.signature_schemes
+        ):
+            raise ValueError(
+                "none of the certificates' keys can sign with any of signature_schemes "
+                f"{[SignatureScheme(s).name for s in self.signature_schemes]}: every "
+                "handshake would fail"
+            )
         if self.client_auth not in ("none", "optional", "required"):
             raise ValueError(
                 f"client_auth must be 'none', 'optional' or 'required', not {self.client_auth!r}"

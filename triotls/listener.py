@@ -16,7 +16,7 @@ import trio
 from typing_extensions import override
 
 from .config import ClientConfig, ServerConfig
-from .errors import TLSError
+from .errors import InternalError, TLSError
 from .stream import TLSStream
 
 __all__ = [
@@ -45,6 +45,7 @@ class TLSListener(trio.abc.Listener[TLSStream]):
     def __init__(
         self, transport_listener: trio.abc.Listener[trio.abc.Stream], config: ServerConfig
     ) -> None:
+        _check_server_config(config)
         self.transport_listener = transport_listener
         self.config = config
 
@@ -105,8 +106,17 @@ async def open_tls_over_tcp_listeners(
     backlog: int | None = None,
 ) -> list[TLSListener]:
     """Open TCP listeners on ``port`` and wrap each in a :class:`TLSListener`."""
+    _check_server_config(config)  # before anything binds
     tcp_listeners = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
     return [TLSListener(listener, config) for listener in tcp_listeners]
+
+
+def _check_server_config(config: object) -> None:
+    if not isinstance(config, ServerConfig):
+        raise TypeError(
+            f"a listener needs a ServerConfig, not {type(config).__name__}: every accepted "
+            "connection would fail"
+        )
 
 
 def _peer_name(stream: TLSStream) -> str:
@@ -143,6 +153,12 @@ async def serve_tls_over_tcp(
     async def handshake_then_handle(stream: TLSStream) -> None:
         try:
             await stream.do_handshake()
+        except InternalError:
+            # Our side failed (a raising certificate_resolver or staple
+            # callback, a broken key log): an operator must see it.
+            log.exception("TLS handshake failed on the server's side (peer %s)", _peer_name(stream))
+            await trio.aclose_forcefully(stream)
+            return
         except (TLSError, trio.BrokenResourceError) as exc:
             log.info("TLS handshake failed: %s (peer %s)", exc, _peer_name(stream))
             await trio.aclose_forcefully(stream)

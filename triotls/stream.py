@@ -37,6 +37,7 @@ import contextlib
 import enum
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar, final
 
@@ -207,7 +208,20 @@ def _key_log(configured: KeyLog | None) -> KeyLog | None:
     path = os.environ.get("SSLKEYLOGFILE")
     if not path:
         return configured
-    from_env = KeyLogFile(path)
+    try:
+        file = KeyLogFile(path)
+    except OSError as exc:
+        # A debugging aid set in the environment must not break connections
+        # (OpenSSL ignores a key log file it cannot open, too).
+        warnings.warn(f"SSLKEYLOGFILE ignored: {exc}", RuntimeWarning, stacklevel=3)
+        return configured
+
+    def from_env(label: str, client_random: bytes, secret: bytes) -> None:
+        try:
+            file(label, client_random, secret)
+        except OSError as exc:
+            warnings.warn(f"SSLKEYLOGFILE not written: {exc}", RuntimeWarning, stacklevel=2)
+
     if configured is None:
         return from_env
 

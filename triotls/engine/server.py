@@ -36,6 +36,7 @@ from ..errors import (
     DecryptError,
     HandshakeFailure,
     IllegalParameter,
+    InternalError,
     LocalAlert,
     MissingExtension,
     NoApplicationProtocol,
@@ -476,6 +477,11 @@ def _choose_certificate(
     """The certificate and scheme to sign with: the resolver's pick, else the first that fits."""
     if cfg.certificate_resolver is not None:
         resolved = cfg.certificate_resolver(server_name, client_schemes)
+        if resolved is not None and not hasattr(resolved, "private_key"):
+            raise InternalError(
+                f"the certificate_resolver returned {type(resolved).__name__}, not a "
+                "CertifiedKey or None"
+            )
         if resolved is not None:
             info = _fitting_scheme(cfg, resolved, client_schemes)
             if info is None:
