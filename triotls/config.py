@@ -954,7 +954,10 @@ class ServerConfig:
                 f"max_early_data_size must be 0 (no 0-RTT) to {MAX_EARLY_DATA_SIZE} bytes"
             )
         if self.max_early_data_size and self.early_data_replay_guard is None:
-            object.__setattr__(self, "early_data_replay_guard", ReplayCache())
+            # Loaded ticket keys may have sealed tickets before this process
+            # started: its register then opens only after a replay window.
+            started_at = self.clock.now() if self.ticket_keys.loaded else None
+            object.__setattr__(self, "early_data_replay_guard", ReplayCache(started_at=started_at))
         _check_alpn_type(self.alpn_protocols)
         object.__setattr__(self, "alpn_protocols", tuple(self.alpn_protocols))
         object.__setattr__(self, "cipher_suites", tuple(self.cipher_suites))

@@ -29,7 +29,7 @@ from triotls.engine.messages import frame
 from triotls.engine.record import RecordWriter
 from triotls.engine.state import EarlyDataStatus
 from triotls.engine.suites import CIPHER_SUITES
-from triotls.engine.tickets import ClientSession, TicketKeys
+from triotls.engine.tickets import ClientSession, ReplayCache, TicketKeys
 from triotls.errors import AlertReceived, BadRecordMac, UnexpectedMessage
 
 BASE: Final = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -101,18 +101,15 @@ def _resuming_client(
 # --- anti-replay across a restart (RFC 8446 §8.2) -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplayCache has no startup window: a server restarted with the same "
-    "ticket keys accepts the 0-RTT data of a ClientHello recorded just before "
-    "(RFC 8446 §8.2: freshly started servers SHOULD reject 0-RTT while their "
-    "recording window overlaps the startup time)",
-)
 def test_restarted_server_does_not_accept_a_replay_recorded_before_its_start() -> None:
     # Persistent ticket keys, as docs/resumption.rst advises for restarts and
     # fleets ("loaded from your own secret storage").
     keys = TicketKeys([bytes(range(32))])
-    client0, server0, sessions = _first_connection(ticket_keys=keys)
+    # A server that has been running for a while (its guard has no startup
+    # window left), recording what it accepts.
+    client0, server0, sessions = _first_connection(
+        ticket_keys=keys, early_data_replay_guard=ReplayCache()
+    )
     client = _resuming_client(client0, sessions[0], at=1)
     client.start_handshake(early_data=EARLY)
     recorded = client.data_to_send()  # what an on-path attacker records
@@ -127,6 +124,26 @@ def test_restarted_server_does_not_accept_a_replay_recorded_before_its_start() -
     assert restarted_config.early_data_replay_guard is not server0.config.early_data_replay_guard
     after = ServerConnection(restarted_config)
     assert _early(after.receive_data(recorded)) == b"", "the replay's 0-RTT data was delivered"
+    assert after.negotiated is None or after.negotiated.early_data is not EarlyDataStatus.ACCEPTED
+
+
+def test_restarted_server_takes_0rtt_again_once_a_replay_would_be_too_old() -> None:
+    # The startup window lasts as long as a recorded ClientHello could pass
+    # the ticket-age check (2 x 10 s); after it, 0-RTT works again.
+    keys = TicketKeys([bytes(range(32))])
+    _client0, server0, _sessions = _first_connection(ticket_keys=keys)
+    guard = server0.config.early_data_replay_guard
+    start = _at(0).now()
+    assert isinstance(guard, ReplayCache) and guard.started_at == start
+    assert not guard.first_use(b"during the window", start + 19.9, 20.0)
+    assert guard.first_use(b"after the window", start + 20.0, 20.0)
+
+
+def test_server_with_its_own_fresh_ticket_keys_has_no_startup_window() -> None:
+    # Tickets under keys made in this process cannot predate it.
+    _client0, server0, _sessions = _first_connection()
+    guard = server0.config.early_data_replay_guard
+    assert isinstance(guard, ReplayCache) and guard.started_at is None
 
 
 # --- EndOfEarlyData and the early key ----------------------------------------------

@@ -135,7 +135,7 @@ class TicketKeys:
         keep: how many keys to keep (the current one included).
     """
 
-    __slots__ = ("_keep", "_keys")
+    __slots__ = ("_keep", "_keys", "_loaded")
 
     def __init__(self, keys: Sequence[bytes] | None = None, *, keep: int = 3) -> None:
         if keep < 1:
@@ -145,6 +145,12 @@ class TicketKeys:
             raise ValueError("ticket keys must be one or more 32-byte keys")
         self._keep = keep
         self._keys: list[tuple[bytes, AESGCM]] = [(_key_id(k), AESGCM(k)) for k in chosen[:keep]]
+        self._loaded = keys is not None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether any key came from the caller: tickets under it may predate this process."""
+        return self._loaded
 
     @property
     def key_ids(self) -> tuple[bytes, ...]:
@@ -156,6 +162,7 @@ class TicketKeys:
         key = new_key if new_key is not None else os.urandom(32)
         if len(key) != 32:
             raise ValueError("a ticket key is 32 bytes")
+        self._loaded = self._loaded or new_key is not None
         self._keys.insert(0, (_key_id(key), AESGCM(key)))
         del self._keys[self._keep :]
 
@@ -317,16 +324,26 @@ class ReplayCache:
     with a full round trip) rather than evicting a live entry, which would
     reopen a replay window.
 
+    A register that starts empty cannot know what it saw before it started:
+    given ``started_at``, it refuses every offer until an entry from before
+    then would have expired (RFC 8446 §8.2: a freshly started server SHOULD
+    reject 0-RTT while its recording window overlaps its start). That
+    matters when the ticket keys outlive the process; ServerConfig passes it
+    when its ``ticket_keys`` were loaded (:attr:`TicketKeys.loaded`).
+
     Args:
         max_entries: the most offers remembered at once.
+        started_at: when the register started (the server's clock), or None
+            when no ticket it will see can predate it.
     """
 
-    __slots__ = ("_entries", "max_entries")
+    __slots__ = ("_entries", "max_entries", "started_at")
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 65_536, *, started_at: float | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
+        self.started_at = started_at
         # key -> expiry, in insertion order; expiries only grow when the
         # clock does, and a clock stepping back only keeps entries longer.
         self._entries: OrderedDict[bytes, float] = OrderedDict()
@@ -335,7 +352,9 @@ class ReplayCache:
         return len(self._entries)
 
     def first_use(self, key: bytes, now: float, keep_for: float) -> bool:
-        """Record ``key``; False if it is already recorded or there is no room."""
+        """Record ``key``; False if it is already recorded, there is no room, or it is too early."""
+        if self.started_at is not None and now < self.started_at + keep_for:
+            return False  # what was recorded before the start is unknown
         entries = self._entries
         while entries:
             oldest, expiry = next(iter(entries.items()))
