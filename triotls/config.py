@@ -901,7 +901,8 @@ class ServerConfig:
         key_log: receives secrets for debugging (see :class:`KeyLogFile`).
         ticket_keys: the keys session tickets are sealed with; share them
             across servers to resume each other's sessions.
-        ticket_count: tickets sent after each full handshake (0: none).
+        ticket_count: tickets sent with each handshake, resumed ones included
+            (0: none).
         ticket_lifetime: seconds a ticket may be used (at most 7 days).
         max_early_data_size: 0-RTT bytes a resumed client may send with its
             ClientHello (RFC 8446 §4.2.10), at most 65536; 0 (the default)

@@ -61,7 +61,7 @@ class CloseNotify(Event):
 
 @dataclass(frozen=True, slots=True)
 class KeyUpdated(Event):
-    """The peer updated its sending keys (and we answered if it asked)."""
+    """The peer updated its sending keys (we answer, if it asked, with our next data)."""
 
     update_requested: bool
 

@@ -126,8 +126,8 @@ class TicketKeys:
 
     The first key seals new tickets; every key opens them, so after
     :meth:`rotate` the tickets issued under recent keys still resume. Give
-    every server of a fleet the same keys (:attr:`keys`, loaded from your
-    own secret storage) and they resume each other's sessions.
+    every server of a fleet the same keys (the ``keys`` argument, loaded
+    from your own secret storage) and they resume each other's sessions.
 
     Args:
         keys: 32-byte keys, the current one first; a fresh random key if
