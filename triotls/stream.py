@@ -777,7 +777,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 else:
                     await self._flush()
                 return
-            view = memoryview(data)
+            # Bytes, whatever the caller's view is made of (an array('H') has
+            # two-byte items: slicing it by byte offsets would repeat data).
+            view = memoryview(data).cast("B")
             if not view.nbytes:
                 await self._flush()
                 await trio.lowlevel.cancel_shielded_checkpoint()

@@ -10,6 +10,7 @@ every call.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import gc
 import weakref
@@ -254,3 +255,19 @@ async def test_calls_on_a_broken_stream_do_not_keep_their_frames_and_data_alive(
     # caller's buffer) onto the traceback of the error the stream keeps.
     assert depths[0] == depths[1] == depths[2], depths
     assert watch() is None, "an earlier failed call's buffer is kept alive by the stream"
+
+
+async def test_send_all_of_a_view_with_two_byte_items_sends_each_byte_once(
+    client_config: ClientConfig, server_config: ServerConfig
+) -> None:
+    # send_all seals large data in 256 KiB steps over a byte view of it; a
+    # view of two-byte items (array('H')) arrives whole and once.
+    client, server = tls_pair(trio.testing.memory_stream_pair(), client_config, server_config)
+    await handshake_both(client, server)
+    data = array.array("H", range(2**16)) * 4  # 512 KiB, two sealing steps
+    expected = data.tobytes()
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_all, server, len(expected), received)
+        await client.send_all(data)
+    assert bytes(received) == expected

@@ -182,7 +182,12 @@ class ClientConnection(Connection):
         """
         if self._started:
             raise UsageError("start_handshake() was already called")
+        if self.closed and self.error is None:
+            raise UsageError("start_handshake() after close(): nothing can be sent")
         self._started = True
+        self._guard(self._start_handshake, early_data)
+
+    def _start_handshake(self, early_data: bytes) -> None:
         hs = _ClientHandshake(
             config=self.config,
             server_name=self.server_hostname,

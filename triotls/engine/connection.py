@@ -204,6 +204,8 @@ class Connection:
 
     def send_application_data(self, data: bytes) -> None:
         """Queue application data (see :attr:`can_send_application_data`)."""
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray or memoryview the caller may reuse
         self._guard(self._send_application_data, data)
 
     def key_update(self, *, request_peer: bool = True) -> None:
@@ -230,12 +232,17 @@ class Connection:
 
     def take_unprocessed(self) -> bytes:
         """Bytes received but not processed (after the peer's close_notify)."""
+        if not self._peer_closed:
+            raise UsageError("take_unprocessed() is for after the peer's close_notify")
         return self._reader.take_unprocessed()
 
     # --- the error boundary ----------------------------------------------------
 
     def _guard(self, fn: Callable[[_T], None], arg: _T) -> None:
         if self._error is not None:
+            # The same error again, without the events of the call that first
+            # raised it (TLSError.events: what *this* call produced).
+            self._error.events = ()
             raise self._error
         try:
             fn(arg)
@@ -452,6 +459,8 @@ class Connection:
 
     def queue_handshake(self, raw: bytes, *, legacy_version: int = 0x0303) -> None:
         """Queue a framed handshake message under the current write protection."""
+        if self._closed:
+            return  # close(): nothing is sent after close_notify (or a fatal alert)
         if self._pending_handshake and legacy_version != self._pending_version:
             self._seal_pending_handshake()
         self._pending_handshake += raw
@@ -469,6 +478,8 @@ class Connection:
 
     def queue_change_cipher_spec(self) -> None:
         """Queue the middlebox-compatibility CCS (RFC 8446 appendix D.4)."""
+        if self._closed:
+            return
         self._seal_pending_handshake()
         self._out.append(b"\x14\x03\x03\x00\x01\x01")
 
@@ -575,7 +586,12 @@ class Connection:
     def log_secret(self, label: str, client_random: bytes, secret: bytes) -> None:
         """Report a secret to the key log (NSS key log format labels)."""
         if self._key_log is not None:
-            self._key_log(label, client_random, secret)
+            try:
+                self._key_log(label, client_random, secret)
+            except Exception as exc:
+                # The caller's callback, failing mid-handshake: the connection
+                # cannot go on as if nothing happened (a UsageError included).
+                raise InternalError(f"the key_log callback raised {exc!r}") from exc
 
     def push_event(self, event: Event) -> None:
         """Queue an event for the caller."""
