@@ -269,5 +269,5 @@ async def test_send_all_of_a_view_with_two_byte_items_sends_each_byte_once(
     received = bytearray()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_read_all, server, len(expected), received)
-        await client.send_all(data)
+        await client.send_all(memoryview(data))
     assert bytes(received) == expected
