@@ -582,7 +582,9 @@ class TLSStream(trio.abc.HalfCloseableStream):
             and isinstance(config, ClientConfig)
             and config.session_cache is not None
         ):
-            conn.session = config.session_cache.take(self._session_key, config.clock.now())
+            conn.session = config.session_cache.take(
+                self._session_key, config.clock.now(), usable=conn.may_offer
+            )
 
     def _remember_session(self, event: events.NewSessionTicketReceived) -> None:
         config = self.config

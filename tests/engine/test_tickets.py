@@ -324,3 +324,16 @@ def test_cache_keys_by_server_and_alpn_list_separately() -> None:
 def test_cache_bounds_below_one_are_value_error(max_entries: int, per_key: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         SessionCache(max_entries, per_key=per_key)
+
+
+def test_cache_hands_out_the_newest_session_the_caller_can_use_and_keeps_the_rest() -> None:
+    # A cache shared by configurations: a connection takes only a ticket it
+    # would offer (ClientConnection.may_offer), and leaves the others.
+    cache = SessionCache()
+    cache.store("host", _session(b"mine"))
+    cache.store("host", _session(b"theirs"))
+    taken = cache.take("host", T0, usable=lambda s: s.ticket == b"mine")
+    assert taken is not None and taken.ticket == b"mine"
+    assert cache.take("host", T0, usable=lambda s: s.ticket == b"mine") is None
+    left = cache.take("host", T0)
+    assert left is not None and left.ticket == b"theirs"

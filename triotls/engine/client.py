@@ -206,6 +206,15 @@ class ClientConnection(Connection):
             self._send_early_data(hs, raw)
             self._early_data_offered = True
 
+    def may_offer(self, session: ClientSession) -> bool:
+        """Whether this connection would offer ``session`` (name, suite, verification terms).
+
+        For a session cache to hand out a ticket this connection can use
+        (``SessionCache.take(..., usable=conn.may_offer)``), rather than one it
+        would refuse; expiry is the cache's own check.
+        """
+        return _session_fits(self.config, self.server_hostname, session)
+
     @property
     def early_data_offered(self) -> bool:
         """Whether the ClientHello offered 0-RTT data (see :meth:`start_handshake`)."""
@@ -351,18 +360,8 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
     usable = (
         session is not None
         and suite is not None
-        and session.cipher_suite in hs.config.cipher_suites
         and session.is_usable_at(now)
-        # RFC 8446 §4.6.1: resume only for the name the session was verified
-        # for; a server may accept a ticket under another name, and the PSK
-        # stands for a certificate that was never checked against it.
-        and session.server_name == hs.server_name
-        # A session from a connection that was not verified (verify_peer off)
-        # must not let a verifying client skip the check; nor one verified
-        # under other terms (another trust store, no name check, OCSP off) let
-        # this client skip its own: resuming checks nothing again.
-        and (not hs.config.verify_peer or session.verified_chain is not None)
-        and _verified_alike(session.verified_under, hs.config)
+        and _session_fits(hs.config, hs.server_name, session)
         # After a HelloRetryRequest the PSK must still fit the suite's hash.
         and (
             hs.hello_retry is None
@@ -400,6 +399,24 @@ def _offer_psk(hs: _ClientHandshake, hello: ClientHello) -> ClientHello:
     exts[ExtensionType.PRE_SHARED_KEY] = placeholder[: len(placeholder) - suite.hash_len] + binder
     hs.framed_hello = (offered, raw[:cut] + binder)
     return offered
+
+
+def _session_fits(cfg: ClientConfig, server_name: str | None, session: ClientSession) -> bool:
+    """Whether a client with ``cfg``, connecting to ``server_name``, may offer ``session``."""
+    return (
+        session.cipher_suite in CIPHER_SUITES
+        and session.cipher_suite in cfg.cipher_suites
+        # RFC 8446 §4.6.1: resume only for the name the session was verified
+        # for; a server may accept a ticket under another name, and the PSK
+        # stands for a certificate that was never checked against it.
+        and session.server_name == server_name
+        # A session from a connection that was not verified (verify_peer off)
+        # must not let a verifying client skip the check; nor one verified
+        # under other terms (another trust store, no name check, OCSP off) let
+        # this client skip its own: resuming checks nothing again.
+        and (not cfg.verify_peer or session.verified_chain is not None)
+        and _verified_alike(session.verified_under, cfg)
+    )
 
 
 def _verification_terms(cfg: ClientConfig) -> tuple[object, ...]:

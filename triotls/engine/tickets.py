@@ -13,7 +13,7 @@ import hashlib
 import os
 import struct
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, final
 
@@ -277,8 +277,17 @@ class SessionCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def take(self, key: Hashable, now: float) -> ClientSession | None:
-        """The newest usable session for ``key`` (removed if single use)."""
+    def take(
+        self,
+        key: Hashable,
+        now: float,
+        usable: Callable[[ClientSession], bool] | None = None,
+    ) -> ClientSession | None:
+        """The newest unexpired session for ``key`` that ``usable`` accepts (removed if single use).
+
+        Sessions ``usable`` refuses (made under another configuration that
+        shares this cache, say) stay for the connections that can use them.
+        """
         sessions = self._entries.get(key)
         if not sessions:
             return None
@@ -286,9 +295,14 @@ class SessionCache:
         if not sessions:
             del self._entries[key]
             return None
-        session = sessions[-1]
+        for index in range(len(sessions) - 1, -1, -1):
+            session = sessions[index]
+            if usable is None or usable(session):
+                break
+        else:
+            return None
         if self.single_use:
-            sessions.pop()
+            del sessions[index]
             if not sessions:
                 del self._entries[key]
         return session

@@ -623,11 +623,15 @@ def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
             raise ValueError(f"extendedKeyUsage does not allow {purpose} authentication")
 
     crit = xv.Criticality.AGNOSTIC
-    return (
-        xv.ExtensionPolicy.webpki_defaults_ee()
-        .require_present(x509.SubjectAlternativeName, crit, None)
-        .may_be_present(x509.ExtendedKeyUsage, crit, check)
-    )
+    policy = xv.ExtensionPolicy.webpki_defaults_ee()
+    # A server names itself in subjectAltName (RFC 6125); a client
+    # certificate need not name anything we check (user certificates often
+    # name their holder in the subject alone), as with OpenSSL and GnuTLS.
+    if purpose == "server":
+        policy = policy.require_present(x509.SubjectAlternativeName, crit, None)
+    else:
+        policy = policy.may_be_present(x509.SubjectAlternativeName, crit, None)
+    return policy.may_be_present(x509.ExtendedKeyUsage, crit, check)
 
 
 def _ca_eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
@@ -1138,11 +1142,11 @@ def _leaf_problems(
             )
         )
     san = _find(exts, x509.SubjectAlternativeName)
-    if san is None:
+    if san is None and purpose == "server":
         problems.append(
             _Problem(_S.UNEXPECTED_OWNER, f"{_describe(leaf)} has no subjectAltName extension")
         )
-    elif server_name is not None and not _names_match(san, server_name):
+    elif san is not None and server_name is not None and not _names_match(san, server_name):
         problems.append(
             _Problem(
                 _S.UNEXPECTED_OWNER,
