@@ -1339,9 +1339,8 @@ def _in_network(
 
 
 def _names_match(san: x509.SubjectAlternativeName, server_name: str) -> bool:
-    try:
-        address = ipaddress.ip_address(server_name)
-    except ValueError:
+    address = ip_literal(server_name)  # cached: this runs on every handshake
+    if address is None:
         # RFC 6125 §6.4.4: with a subjectAltName present the CN is never consulted.
         patterns = san.get_values_for_type(x509.DNSName)
         return any(_dns_matches(pattern, server_name) for pattern in patterns)
