@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 from typing import Any, Final
 
 import pytest
-import trustme
 
-from tests.support.engine_pairs import FixedClock, make_pair, pump, rewrite_outgoing_handshake
-from triotls.config import CertifiedKey, ServerConfig, TrustStore
+from tests.support.engine_pairs import (
+    FixedClock,
+    client_ca,
+    client_certified,
+    make_pair,
+    pump,
+    rewrite_outgoing_handshake,
+)
+from triotls.config import ServerConfig, TrustStore
 from triotls.engine import ClientConnection, ServerConnection
 from triotls.engine.enums import AlertDescription, ContentType, HandshakeType
 from triotls.engine.events import (
@@ -39,18 +44,6 @@ _ROUNDS: Final = 8
 
 def _at(seconds: float) -> FixedClock:
     return FixedClock(BASE + datetime.timedelta(seconds=seconds))
-
-
-@functools.cache
-def _client_ca() -> trustme.CA:
-    return trustme.CA(organization_name="triotls round 7 client CA")
-
-
-@functools.cache
-def _client_certified() -> CertifiedKey:
-    leaf = _client_ca().issue_cert("client@example")
-    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
-    return CertifiedKey.from_pem(chain, leaf.private_key_pem.bytes())
 
 
 def _drive(
@@ -213,14 +206,14 @@ def test_early_data_record_after_end_of_early_data_is_bad_record_mac() -> None:
 
 def test_post_handshake_auth_after_accepted_early_data_authenticates() -> None:
     # Both transcripts include EndOfEarlyData; the answer must verify.
-    trust = TrustStore.from_pem(_client_ca().cert_pem.bytes())
+    trust = TrustStore.from_pem(client_ca().cert_pem.bytes())
     client0, server0, sessions = _first_connection(client_trust=trust)
     client = _resuming_client(
         client0,
         sessions[0],
         at=1,
         post_handshake_auth=True,
-        certificate=_client_certified(),
+        certificate=client_certified(),
     )
     server_config: ServerConfig = dataclasses.replace(server0.config, clock=_at(1))
     server = ServerConnection(server_config)

@@ -22,12 +22,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.engine_pairs import (
     SERVER_NAME,
     alert_seen_by,
+    client_ca,
+    client_certified,
+    client_trust,
     handshake,
     pki,
     pump,
     rewrite_outgoing_handshake,
 )
-from triotls.config import CertifiedKey, ClientConfig, ServerConfig, TrustStore
+from triotls.config import CertifiedKey, ClientConfig, ServerConfig
 from triotls.engine import ClientConnection, ServerConnection
 from triotls.engine.enums import AlertDescription, HandshakeType, SignatureScheme
 from triotls.engine.events import (
@@ -49,36 +52,14 @@ from triotls.errors import (
 # --- a client PKI of our own, with the CA key at hand (for CRLs) -----------------
 
 
-@functools.cache
-def _client_ca() -> trustme.CA:
-    return trustme.CA(organization_name="triotls round 9 client CA")
-
-
-@functools.cache
-def _client_trust() -> TrustStore:
-    return TrustStore.from_pem(_client_ca().cert_pem.bytes())
-
-
-@functools.cache
-def _client_leaf() -> trustme.LeafCert:
-    return _client_ca().issue_cert("client@example")
-
-
-@functools.cache
-def _client_certified() -> CertifiedKey:
-    leaf = _client_leaf()
-    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
-    return CertifiedKey.from_pem(chain, leaf.private_key_pem.bytes())
-
-
 def _ca_key() -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(_client_ca().private_key_pem.bytes(), password=None)
+    key = serialization.load_pem_private_key(client_ca().private_key_pem.bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)  # trustme's default CA key
     return key
 
 
 def _ca_cert() -> x509.Certificate:
-    return x509.load_pem_x509_certificate(_client_ca().cert_pem.bytes())
+    return x509.load_pem_x509_certificate(client_ca().cert_pem.bytes())
 
 
 def _crl_revoking(cert: x509.Certificate) -> x509.CertificateRevocationList:
@@ -151,7 +132,7 @@ def _server_config(**changes: Any) -> ServerConfig:
     fields: dict[str, Any] = {
         "certificates": (pki("ecdsa").certified,),
         "client_auth": "required",
-        "client_trust": _client_trust(),
+        "client_trust": client_trust(),
         **changes,
     }
     return ServerConfig(**fields)
@@ -207,7 +188,7 @@ def test_client_certificate_without_subject_alt_name_is_accepted() -> None:
 
 def test_certificate_without_certificate_verify_is_unexpected_message() -> None:
     # RFC 8446 §4.4.3: a non-empty Certificate must be followed by CertificateVerify.
-    client = _client(_client_certified())
+    client = _client(client_certified())
     server = ServerConnection(_server_config())
     rewrite_outgoing_handshake(
         client, lambda raw: b"" if raw[0] == HandshakeType.CERTIFICATE_VERIFY else raw
@@ -223,7 +204,7 @@ def test_certificate_verify_with_a_scheme_we_did_not_offer_is_illegal_parameter(
     # RFC 8446 §4.4.3: the algorithm must be one offered in signature_algorithms
     # of the CertificateRequest. Ours offered ECDSA P-256 and Ed25519 only.
     offered = (SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.ED25519)
-    client = _client(_client_certified())
+    client = _client(client_certified())
     server = ServerConnection(_server_config(signature_schemes=offered))
 
     def other_scheme(raw: bytes) -> bytes:
@@ -299,10 +280,10 @@ def test_resumption_is_refused_once_a_crl_revokes_the_ticket_client_certificate(
     # current clock, client_trust ...": client_trust's CRLs included.
     keys = TicketKeys()
     sessions = _sessions(
-        _client(_client_certified()), ServerConnection(_server_config(ticket_keys=keys))
+        _client(client_certified()), ServerConnection(_server_config(ticket_keys=keys))
     )
     assert sessions
-    revoking = _client_trust().with_crls(_crl_revoking(_client_certified().chain[0]))
+    revoking = client_trust().with_crls(_crl_revoking(client_certified().chain[0]))
     config = _server_config(ticket_keys=keys, client_trust=revoking)
     client = ClientConnection(
         ClientConfig(trust=pki("ecdsa").trust), server_hostname=SERVER_NAME, session=sessions[0]

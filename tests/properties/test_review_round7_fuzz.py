@@ -37,19 +37,20 @@ from types import FrameType
 from typing import Any, Final
 
 import pytest
-import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.engine_pairs import (
     FixedClock,
+    client_certified,
+    client_trust,
     handshake,
     make_pair,
     pump,
     rewrite_outgoing_handshake,
     split_records,
 )
-from triotls.config import CertifiedKey, TrustStore
+from triotls.config import CertifiedKey
 from triotls.engine import ClientConnection, Connection, ServerConnection
 from triotls.engine.codec import Reader
 from triotls.engine.enums import ContentType, HandshakeType, NamedGroup
@@ -263,23 +264,6 @@ def _plaintext_handshake_records(payload: bytes, version: int = 0x0303) -> bytes
 
 
 # --- client certificates ----------------------------------------------------------------------
-
-
-@functools.cache
-def _client_ca() -> trustme.CA:
-    return trustme.CA(organization_name="triotls round 7 client CA")
-
-
-@functools.cache
-def _client_trust() -> TrustStore:
-    return TrustStore.from_pem(_client_ca().cert_pem.bytes())
-
-
-@functools.cache
-def _client_certified() -> CertifiedKey:
-    leaf = _client_ca().issue_cert("client@example")
-    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
-    return CertifiedKey.from_pem(chain, leaf.private_key_pem.bytes())
 
 
 # --- 1. every decoder, directly ---------------------------------------------------------------
@@ -601,8 +585,8 @@ def test_bytes_of_a_next_message_in_the_server_hello_record_are_refused(
 @given(plan=plans)
 def test_mutated_certificate_request_in_the_handshake_raises_only_tls_errors(plan: Plan) -> None:
     client, server = make_pair(
-        client_kw={"certificate": _client_certified()},
-        server_kw={"client_auth": "optional", "client_trust": _client_trust()},
+        client_kw={"certificate": client_certified()},
+        server_kw={"client_auth": "optional", "client_trust": client_trust()},
     )
     rewrite_outgoing_handshake(server, _body_rewriter(HandshakeType.CERTIFICATE_REQUEST, plan))
     client.start_handshake()
@@ -621,10 +605,10 @@ def test_mutated_client_certificate_messages_raise_only_tls_errors(
     plan: Plan, target: HandshakeType, client_auth: str, verify_mode: str
 ) -> None:
     client, server = make_pair(
-        client_kw={"certificate": _client_certified()},
+        client_kw={"certificate": client_certified()},
         server_kw={
             "client_auth": client_auth,
-            "client_trust": _client_trust(),
+            "client_trust": client_trust(),
             "client_verify_mode": verify_mode,
         },
     )
@@ -642,10 +626,10 @@ def test_mutated_client_certificate_der_raises_only_tls_errors(
     plan: Plan, verify_mode: str
 ) -> None:
     client, server = make_pair(
-        client_kw={"certificate": _client_certified()},
+        client_kw={"certificate": client_certified()},
         server_kw={
             "client_auth": "optional",
-            "client_trust": _client_trust(),
+            "client_trust": client_trust(),
             "client_verify_mode": verify_mode,
         },
     )
@@ -670,7 +654,7 @@ def _established_with_post_handshake_auth(
 ) -> tuple[ClientConnection, ServerConnection]:
     client, server = make_pair(
         client_kw={"post_handshake_auth": True, "certificate": certificate},
-        server_kw={"client_trust": _client_trust(), "client_verify_mode": verify_mode},
+        server_kw={"client_trust": client_trust(), "client_verify_mode": verify_mode},
     )
     handshake(client, server)
     pump(server, client)
@@ -685,7 +669,7 @@ def _established_with_post_handshake_auth(
 def test_mutated_post_handshake_messages_to_the_client_raise_only_tls_errors(
     plan: Plan, target: HandshakeType
 ) -> None:
-    client, server = _established_with_post_handshake_auth(_client_certified())
+    client, server = _established_with_post_handshake_auth(client_certified())
     rewrite_outgoing_handshake(server, _body_rewriter(target, plan))
     server.send_application_data(b"before")
     if target == HandshakeType.KEY_UPDATE:
@@ -724,7 +708,7 @@ def test_mutated_post_handshake_answer_to_the_server_raises_only_tls_errors(
     plan: Plan, target: HandshakeType, with_certificate: bool, verify_mode: str
 ) -> None:
     client, server = _established_with_post_handshake_auth(
-        _client_certified() if with_certificate else None, verify_mode
+        client_certified() if with_certificate else None, verify_mode
     )
     rewrite_outgoing_handshake(client, _body_rewriter(target, plan))
     if target == HandshakeType.KEY_UPDATE:

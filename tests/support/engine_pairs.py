@@ -48,6 +48,9 @@ __all__ = [
     "Pki",
     "alert_seen_by",
     "client_auth_only_pki",
+    "client_ca",
+    "client_certified",
+    "client_trust",
     "handshake",
     "last_alert",
     "make_pair",
@@ -156,6 +159,26 @@ def client_auth_only_pki(*, critical: bool) -> Pki:
         eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
         critical=critical,
     )
+
+
+@functools.cache
+def client_ca() -> trustme.CA:
+    """A CA for client certificates, apart from the servers' (mTLS tests)."""
+    return trustme.CA(organization_name="triotls test client CA")
+
+
+@functools.cache
+def client_trust() -> TrustStore:
+    """A server's ``client_trust`` holding :func:`client_ca`."""
+    return TrustStore.from_pem(client_ca().cert_pem.bytes())
+
+
+@functools.cache
+def client_certified() -> CertifiedKey:
+    """A client certificate from :func:`client_ca` (trustme leaves allow clientAuth)."""
+    leaf = client_ca().issue_cert("client@example")
+    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+    return CertifiedKey.from_pem(chain, leaf.private_key_pem.bytes())
 
 
 @functools.cache
