@@ -90,7 +90,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, TypeVar
 
@@ -614,14 +614,6 @@ _EXTENSION_POLICIES: dict[Purpose, tuple[xv.ExtensionPolicy, xv.ExtensionPolicy]
 
 
 def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
-    wanted = _wanted_eku(purpose)
-
-    def check(
-        _policy: xv.Policy, _cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None
-    ) -> None:
-        if not _eku_allows(ext, wanted):
-            raise ValueError(f"extendedKeyUsage does not allow {purpose} authentication")
-
     crit = xv.Criticality.AGNOSTIC
     policy = xv.ExtensionPolicy.webpki_defaults_ee()
     # A server names itself in subjectAltName (RFC 6125); a client
@@ -631,7 +623,9 @@ def _eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
         policy = policy.require_present(x509.SubjectAlternativeName, crit, None)
     else:
         policy = policy.may_be_present(x509.SubjectAlternativeName, crit, None)
-    return policy.may_be_present(x509.ExtendedKeyUsage, crit, check)
+    return policy.may_be_present(
+        x509.ExtendedKeyUsage, crit, _eku_check(purpose, "extendedKeyUsage")
+    )
 
 
 def _ca_eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
@@ -640,19 +634,26 @@ def _ca_eku_checker(purpose: Purpose) -> xv.ExtensionPolicy:
     # serverAuth for a server verifier, clientAuth for a client one; but a
     # server's chain checked without a name goes through a client verifier
     # (check_hostname=False), which would hold its issuers to clientAuth.
+    return xv.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage,
+        xv.Criticality.AGNOSTIC,
+        _eku_check(purpose, "an issuer's extendedKeyUsage"),
+    )
+
+
+def _eku_check(
+    purpose: Purpose, whose: str
+) -> Callable[[xv.Policy, x509.Certificate, x509.ExtendedKeyUsage | None], None]:
+    """A policy callback: the extension, when present, must allow ``purpose``."""
     wanted = _wanted_eku(purpose)
 
     def check(
         _policy: xv.Policy, _cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None
     ) -> None:
         if not _eku_allows(ext, wanted):
-            raise ValueError(
-                f"an issuer's extendedKeyUsage does not allow {purpose} authentication"
-            )
+            raise ValueError(f"{whose} does not allow {purpose} authentication")
 
-    return xv.ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, check
-    )
+    return check
 
 
 def _wanted_eku(purpose: Purpose) -> x509.ObjectIdentifier:
