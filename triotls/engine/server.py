@@ -185,6 +185,8 @@ class _ServerHandshake:
     client_app_secret: Secret | None = None
     certified: CertifiedKey | None = None
     scheme: SchemeInfo | None = None
+    # The ClientHello's signature_algorithms, None when it sent none.
+    client_schemes: tuple[int, ...] | None = None
     alpn_protocol: str | None = None
     server_name: str | None = None
     sent_ccs: bool = False
@@ -251,7 +253,7 @@ class ExpectClientHello(State):
         ):
             # A full handshake (now, or after a retry without a PSK offer):
             # a certificate is needed, and its absence is best said at once.
-            _choose_certificate_for(hs, ch)
+            _choose_certificate_for(hs)
         if resumption is None and choice.share is None:
             if choice.no_key_exchange is not None:
                 raise choice.no_key_exchange
@@ -266,14 +268,12 @@ class ExpectClientHello(State):
         return _send_server_flight(hs, ch, choice, conn, resumption)
 
 
-def _choose_certificate_for(hs: _ServerHandshake, ch: ClientHello) -> None:
+def _choose_certificate_for(hs: _ServerHandshake) -> None:
     """Pick the certificate and scheme of a full handshake (a resumed one sends none)."""
-    schemes_data = ch.extensions.get(ExtensionType.SIGNATURE_ALGORITHMS)
-    if schemes_data is None:
+    if hs.client_schemes is None:
         # RFC 8446 §4.2.3: a server authenticating with a certificate needs it.
         raise MissingExtension("the ClientHello has no signature_algorithms")
-    client_schemes = decode_u16_list(schemes_data, "signature_algorithms")
-    hs.certified, hs.scheme = _choose_certificate(hs.config, hs.server_name, client_schemes)
+    hs.certified, hs.scheme = _choose_certificate(hs.config, hs.server_name, hs.client_schemes)
 
 
 @final
@@ -328,7 +328,7 @@ class ExpectSecondClientHello(State):
         mode = _psk_mode(hs, ch, choice)
         resumption = _accept_psk(hs, ch, msg.raw, choice.suite, mode)
         if resumption is None and hs.certified is None:
-            _choose_certificate_for(hs, ch)
+            _choose_certificate_for(hs)
         hs.transcript.add(msg.raw)
         return _send_server_flight(hs, ch, choice, conn, resumption)
 
@@ -446,8 +446,10 @@ def _choose(hs: _ServerHandshake, ch: ClientHello, *, required_group: int | None
 def _negotiate_extensions(hs: _ServerHandshake, ch: ClientHello, conn: Connection) -> None:
     cfg = hs.config
     schemes_data = ch.extensions.get(ExtensionType.SIGNATURE_ALGORITHMS)
-    if schemes_data is not None:
-        decode_u16_list(schemes_data, "signature_algorithms")  # well formed, used or not
+    # Decoded (so checked) whether a full handshake uses it or not.
+    hs.client_schemes = (
+        decode_u16_list(schemes_data, "signature_algorithms") if schemes_data is not None else None
+    )
     sni = ch.extensions.get(ExtensionType.SERVER_NAME)
     hs.server_name = decode_server_name(sni) if sni is not None else None
     status_request = ch.extensions.get(ExtensionType.STATUS_REQUEST)
