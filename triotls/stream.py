@@ -779,8 +779,8 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 else:
                     await self._flush()
                 return
-            # Bytes, whatever the caller's view is made of (an array('H') has
-            # two-byte items: slicing it by byte offsets would repeat data).
+            # A byte view, whatever the caller's is made of (an array('H')
+            # slices by two-byte items), so that the steps below are bytes.
             view = memoryview(data).cast("B")
             if not view.nbytes:
                 await self._flush()
